@@ -1,0 +1,127 @@
+//! `windsock check`: one pass over every target, printed for people.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use crate::airflow::{Capability, DetectError};
+use crate::config::ValidatedConfig;
+use crate::daemon::{self, DaemonError};
+use crate::metrics::Store;
+use crate::runner::RunResult;
+
+/// How the check ended; maps to the process exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every applicable diagnostic ran.
+    Ok,
+    /// Some diagnostic failed.
+    DiagnosticsFailed,
+    /// A database could not be reached or is not an Airflow DB.
+    Unreachable,
+}
+
+impl Outcome {
+    /// Process exit status (sysexits: 69 = EX_UNAVAILABLE).
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Outcome::Ok => 0,
+            Outcome::DiagnosticsFailed => 1,
+            Outcome::Unreachable => 69,
+        }
+    }
+}
+
+/// Runs the check, writing the report to `out`.
+pub async fn run(config: &ValidatedConfig, out: &mut String) -> Result<Outcome, DaemonError> {
+    let store = Arc::new(Store::new(
+        config.targets.iter().map(|t| t.environment.as_str()),
+    ));
+    let runners = daemon::runners(config, &store)?;
+    let mut outcome = Outcome::Ok;
+    for r in runners {
+        let _ = writeln!(out, "target {} ({})", r.environment, r.db.redacted_url());
+        let schema = match r.detect().await {
+            Ok(s) => s,
+            Err(e) => {
+                let what = match &e {
+                    DetectError::NotAirflow => "not an Airflow metadata DB",
+                    DetectError::Db(_) => "unreachable",
+                };
+                let _ = writeln!(out, "  database: {what}: {e}");
+                outcome = Outcome::Unreachable;
+                r.db.close().await;
+                continue;
+            }
+        };
+        let _ = writeln!(
+            out,
+            "  database: {} {}\n  airflow:  {} (alembic {}{})",
+            schema.dialect,
+            schema.server_version,
+            schema.version_label(),
+            schema.revision.as_deref().unwrap_or("none"),
+            schema
+                .fab_revision
+                .as_deref()
+                .map(|f| format!(", fab {f}"))
+                .unwrap_or_default(),
+        );
+        let caps: Vec<&str> = Capability::ALL
+            .iter()
+            .filter(|c| schema.has(**c))
+            .map(|c| c.describe())
+            .collect();
+        let _ = writeln!(out, "  schema:   {}", caps.join("; "));
+        let _ = writeln!(out, "  diagnostics:");
+        for d in r.diagnostics.iter() {
+            let name = &d.meta().name;
+            match r.run_one(d.as_ref(), &schema).await {
+                RunResult::Ok(o) => {
+                    let secs = store
+                        .target(&r.environment)
+                        .and_then(|t| t.diagnostics.get(name.as_ref()).map(|d| d.duration_seconds))
+                        .unwrap_or(0.0);
+                    let samples: usize = o.families.iter().map(|f| f.samples.len()).sum();
+                    let _ = writeln!(
+                        out,
+                        "    ok      {name:<28} {:>7.1} ms  {} rows, {samples} series",
+                        secs * 1000.0,
+                        o.rows
+                    );
+                    for f in &o.families {
+                        for (labels, v) in f.samples.iter().take(8) {
+                            let pairs: Vec<String> = f
+                                .label_names
+                                .iter()
+                                .zip(labels)
+                                .map(|(k, v)| format!("{k}=\"{v}\""))
+                                .collect();
+                            let shown = if f.spec.seconds_since {
+                                crate::metrics::now_unix() - v
+                            } else {
+                                *v
+                            };
+                            let _ = writeln!(
+                                out,
+                                "              {}{{{}}} {shown}",
+                                f.spec.name,
+                                pairs.join(",")
+                            );
+                        }
+                    }
+                }
+                RunResult::Skipped(why) => {
+                    let _ = writeln!(out, "    skipped {name:<28} {why}");
+                }
+                RunResult::Failed(e) => {
+                    let _ = writeln!(out, "    FAILED  {name:<28} {e}");
+                    if outcome == Outcome::Ok {
+                        outcome = Outcome::DiagnosticsFailed;
+                    }
+                }
+            }
+        }
+        r.db.close().await;
+    }
+    Ok(outcome)
+}

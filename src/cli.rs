@@ -1,0 +1,114 @@
+//! The command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// windsock: Prometheus metrics, alerts and exports from an Apache Airflow
+/// metadata database (PostgreSQL, MySQL/MariaDB or SQLite; Airflow 2.7-3.x).
+///
+/// Start with `windsock demo` to see it work on a generated database, then
+/// point `windsock run` at your Airflow's `sql_alchemy_conn`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "windsock",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: collect diagnostics on schedule and serve /metrics.
+    ///
+    /// Validates the configuration before binding any port; a bad config
+    /// exits with status 64. Stops gracefully on SIGTERM or SIGINT.
+    Run(RunArgs),
+    /// Connect to every target once, detect its Airflow version, run every
+    /// diagnostic once and print a readable summary.
+    ///
+    /// Exit status: 0 when everything ran, 1 when some diagnostic failed,
+    /// 69 when a database cannot be reached, 64 on a bad config.
+    Check(TargetArgs),
+    /// Configuration tools.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Build a demo Airflow metadata DB (SQLite, from a real Airflow schema,
+    /// with weeks of generated history) and serve metrics from it.
+    Demo(DemoArgs),
+}
+
+/// `windsock config …`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Check a configuration file (and WINDSOCK_* variables) without
+    /// connecting anywhere. Exit status 64 when it is invalid.
+    Validate(ConfigArgs),
+}
+
+/// Where the configuration comes from.
+#[derive(Debug, Args, Clone)]
+pub struct ConfigArgs {
+    /// Configuration file (TOML, or YAML by extension). Without one,
+    /// built-in defaults and WINDSOCK_* variables apply.
+    #[arg(short, long, env = "WINDSOCK_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// Configuration plus an optional single database.
+#[derive(Debug, Args, Clone)]
+pub struct TargetArgs {
+    #[command(flatten)]
+    /// Configuration source.
+    pub config: ConfigArgs,
+    /// Watch this one database instead of the config's targets. Accepts
+    /// Airflow's sql_alchemy_conn form, e.g. postgresql+psycopg2://u@h/airflow.
+    #[arg(
+        long,
+        env = "WINDSOCK_DB_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub db_url: Option<String>,
+    /// The `environment` label for --db-url.
+    #[arg(long, default_value = "default", value_name = "NAME")]
+    pub environment: String,
+}
+
+/// `windsock run`
+#[derive(Debug, Args, Clone)]
+pub struct RunArgs {
+    #[command(flatten)]
+    /// Targets.
+    pub target: TargetArgs,
+    /// Listen address, overriding server.listen (port 0 picks a free port).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+}
+
+/// `windsock demo`
+#[derive(Debug, Args, Clone)]
+pub struct DemoArgs {
+    /// Where to create the demo database.
+    #[arg(long, default_value = "windsock-demo.db", value_name = "FILE")]
+    pub path: PathBuf,
+    /// Rebuild the database even if the file exists.
+    #[arg(long)]
+    pub regenerate: bool,
+    /// Seed of the generated history (same seed, same data).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Only build the database, do not serve.
+    #[arg(long)]
+    pub generate_only: bool,
+    /// Listen address of the demo's /metrics.
+    #[arg(long, default_value = "127.0.0.1:10112", value_name = "ADDR")]
+    pub listen: SocketAddr,
+}

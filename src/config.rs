@@ -1,0 +1,504 @@
+//! Configuration: built-in defaults < TOML/YAML file < `WINDSOCK_*` environment.
+//!
+//! Every struct denies unknown keys, so a typo is an error that names the key
+//! rather than a setting that silently does nothing. Durations are humantime
+//! strings (`"30s"`, `"5m"`, `"1h 30m"`). The fully commented reference is
+//! `config/windsock.example.toml`; a test keeps it loadable.
+//!
+//! [`Settings::load`] only parses; [`Settings::validate`] checks the cross-field
+//! rules and produces a [`ValidatedConfig`], the only form the daemon accepts.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::db::url::{DbUrl, UrlError};
+
+/// Why a configuration was rejected. Messages name the offending key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read or parsed at all.
+    #[error("cannot read config {path}: {message}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The parser's message.
+        message: String,
+    },
+    /// A key has the wrong type or value, or is unknown.
+    #[error("config key `{key}`: {message}")]
+    Key {
+        /// Dotted path of the key (`targets[0].url`).
+        key: String,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+impl ConfigError {
+    fn key(key: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError::Key {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// The HTTP listener for `/metrics`.
+    pub server: ServerSettings,
+    /// Logging.
+    pub log: LogSettings,
+    /// How diagnostics are scheduled.
+    pub collection: CollectionSettings,
+    /// Connection and session safety settings, shared by every target.
+    pub database: DatabaseSettings,
+    /// The Airflow metadata databases to watch.
+    pub targets: Vec<TargetSettings>,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// Address for `/metrics`, `/healthz`, `/readyz`.
+    pub listen: String,
+    /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
+    #[serde(with = "humantime_serde_compat")]
+    pub shutdown_grace: Duration,
+}
+
+/// Default listen address. Port 10112: Prometheus' default-port allocation
+/// list has no free slot left in 9100-9999, so windsock takes a port outside
+/// that range that no exporter on the list uses.
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:10112";
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            listen: DEFAULT_LISTEN.to_owned(),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// A `tracing` filter such as `info` or `windsock=debug,sqlx=warn`.
+    /// `RUST_LOG`, when set, wins.
+    pub level: String,
+    /// `text` for people, `json` for log pipelines.
+    pub format: LogFormat,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            level: "info".to_owned(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[collection]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CollectionSettings {
+    /// Queries that may run at once against one target. Small on purpose:
+    /// windsock must never be the load on the Airflow DB.
+    pub max_concurrent_queries: usize,
+    /// Deadline of one diagnostic run unless the diagnostic sets its own.
+    #[serde(with = "humantime_serde_compat")]
+    pub default_timeout: Duration,
+    /// How often the schema (Airflow version, capabilities) is re-detected,
+    /// so an Airflow upgrade is picked up without a restart.
+    #[serde(with = "humantime_serde_compat")]
+    pub detect_interval: Duration,
+    /// Random delay of up to this much before a diagnostic's first run, so
+    /// that diagnostics do not all hit the DB in the same second.
+    #[serde(with = "humantime_serde_compat")]
+    pub startup_jitter: Duration,
+    /// Longest wait between retries of a failing diagnostic (backoff doubles
+    /// the interval after each failure, up to this).
+    #[serde(with = "humantime_serde_compat")]
+    pub max_backoff: Duration,
+}
+
+impl Default for CollectionSettings {
+    fn default() -> Self {
+        CollectionSettings {
+            max_concurrent_queries: 2,
+            default_timeout: Duration::from_secs(30),
+            detect_interval: Duration::from_secs(300),
+            startup_jitter: Duration::from_secs(5),
+            max_backoff: Duration::from_secs(600),
+        }
+    }
+}
+
+/// `[database]`: connection pool and session safety, for every target.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    /// Connections per target. One more than `max_concurrent_queries` leaves
+    /// room for schema detection; more would only add load on Airflow's DB.
+    pub max_connections: u32,
+    /// Give up after this long when connecting, or waiting for a free pooled
+    /// connection: a DB that does not answer must not stall collection.
+    #[serde(with = "humantime_serde_compat")]
+    pub acquire_timeout: Duration,
+    /// Server-side limit of one statement (PostgreSQL `statement_timeout`,
+    /// MySQL `max_execution_time`, MariaDB `max_statement_time`; SQLite is
+    /// interrupted by a progress handler). Protects Airflow from a runaway
+    /// diagnostic.
+    #[serde(with = "humantime_serde_compat")]
+    pub statement_timeout: Duration,
+    /// How long a diagnostic may wait for a lock (PostgreSQL `lock_timeout`,
+    /// MySQL `lock_wait_timeout`/`innodb_lock_wait_timeout`, SQLite busy
+    /// timeout). Short, so windsock never queues behind Airflow's own writes.
+    #[serde(with = "humantime_serde_compat")]
+    pub lock_timeout: Duration,
+    /// Close pooled connections idle for longer than this.
+    #[serde(with = "humantime_serde_compat")]
+    pub idle_timeout: Duration,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        DatabaseSettings {
+            max_connections: 3,
+            acquire_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(20),
+            lock_timeout: Duration::from_secs(2),
+            idle_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// `[[targets]]`: one Airflow environment.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetSettings {
+    /// Value of the `environment` label on every series of this target.
+    #[serde(default = "default_environment")]
+    pub environment: String,
+    /// Database URL: sqlx form (`postgres://`, `mysql://`, `sqlite://`) or the
+    /// SQLAlchemy form from Airflow's `sql_alchemy_conn`.
+    pub url: String,
+    /// Read the password from this file (trailing newline ignored).
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// Read the password from this environment variable.
+    #[serde(default)]
+    pub password_env: Option<String>,
+}
+
+impl std::fmt::Debug for TargetSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TargetSettings")
+            .field("environment", &self.environment)
+            .field("url", &crate::db::url::redact(&self.url))
+            .field("password_file", &self.password_file)
+            .field("password_env", &self.password_env)
+            .finish()
+    }
+}
+
+fn default_environment() -> String {
+    "default".to_owned()
+}
+
+/// A configuration that passed [`Settings::validate`].
+#[derive(Debug, Clone)]
+pub struct ValidatedConfig {
+    /// The settings as loaded.
+    pub settings: Settings,
+    /// The parsed listen address.
+    pub listen: SocketAddr,
+    /// One entry per target, URL parsed and password resolved.
+    pub targets: Vec<Target>,
+}
+
+/// A target ready to connect to.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The `environment` label value.
+    pub environment: String,
+    /// Parsed URL with its password.
+    pub url: DbUrl,
+}
+
+impl Settings {
+    /// Loads defaults, then `file` (if any), then `WINDSOCK_*` variables.
+    ///
+    /// Environment keys use `__` between levels:
+    /// `WINDSOCK_SERVER__LISTEN=127.0.0.1:9999`,
+    /// `WINDSOCK_DATABASE__STATEMENT_TIMEOUT=5s`.
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        let mut builder = config::Config::builder();
+        if let Some(path) = file {
+            let format = match path.extension().and_then(|e| e.to_str()) {
+                Some("yaml" | "yml") => config::FileFormat::Yaml,
+                _ => config::FileFormat::Toml,
+            };
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })?;
+            builder = builder.add_source(config::File::from_str(&text, format));
+        }
+        // Only nested keys (`WINDSOCK_SECTION__KEY`) are settings; flat
+        // variables such as `WINDSOCK_CONFIG` and `WINDSOCK_DB_URL` belong to
+        // the command line and must not be mistaken for unknown keys.
+        let vars: config::Map<String, String> = std::env::vars()
+            .filter(|(k, _)| {
+                k.strip_prefix("WINDSOCK_")
+                    .is_some_and(|rest| rest.contains("__"))
+            })
+            .collect();
+        builder = builder.add_source(
+            config::Environment::with_prefix("WINDSOCK")
+                .prefix_separator("_")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(vars)),
+        );
+        let built = builder.build().map_err(|e| ConfigError::Read {
+            path: file.map_or_else(|| "<env>".to_owned(), |p| p.display().to_string()),
+            message: crate::db::url::redact(&e.to_string()),
+        })?;
+        serde_path_to_error::deserialize::<_, Settings>(built).map_err(|e| {
+            let key = e.path().to_string();
+            ConfigError::key(
+                if key == "." { "<root>".to_owned() } else { key },
+                crate::db::url::redact(&e.into_inner().to_string()),
+            )
+        })
+    }
+
+    /// Checks the rules a parser cannot, resolves passwords and URLs.
+    pub fn validate(self) -> Result<ValidatedConfig, ConfigError> {
+        let listen: SocketAddr = self.server.listen.parse().map_err(|_| {
+            ConfigError::key(
+                "server.listen",
+                format!(
+                    "`{}` is not an address like 0.0.0.0:10112",
+                    self.server.listen
+                ),
+            )
+        })?;
+        let c = &self.collection;
+        if c.max_concurrent_queries == 0 || c.max_concurrent_queries > 16 {
+            return Err(ConfigError::key(
+                "collection.max_concurrent_queries",
+                "must be between 1 and 16",
+            ));
+        }
+        for (key, d) in [
+            ("collection.default_timeout", c.default_timeout),
+            ("collection.detect_interval", c.detect_interval),
+            ("collection.max_backoff", c.max_backoff),
+            ("database.acquire_timeout", self.database.acquire_timeout),
+            (
+                "database.statement_timeout",
+                self.database.statement_timeout,
+            ),
+            ("database.lock_timeout", self.database.lock_timeout),
+        ] {
+            if d.is_zero() {
+                return Err(ConfigError::key(key, "must be greater than zero"));
+            }
+        }
+        let db = &self.database;
+        if db.max_connections == 0 || db.max_connections > 20 {
+            return Err(ConfigError::key(
+                "database.max_connections",
+                "must be between 1 and 20",
+            ));
+        }
+        if db.lock_timeout > db.statement_timeout {
+            return Err(ConfigError::key(
+                "database.lock_timeout",
+                "must not be longer than database.statement_timeout",
+            ));
+        }
+        let mut seen = BTreeSet::new();
+        let mut targets = Vec::with_capacity(self.targets.len());
+        for (i, t) in self.targets.iter().enumerate() {
+            let prefix = format!("targets[{i}]");
+            if !valid_label_value(&t.environment) {
+                return Err(ConfigError::key(
+                    format!("{prefix}.environment"),
+                    "must be 1-64 characters of letters, digits, '-', '_' or '.'",
+                ));
+            }
+            if !seen.insert(t.environment.clone()) {
+                return Err(ConfigError::key(
+                    format!("{prefix}.environment"),
+                    format!("`{}` is used by two targets", t.environment),
+                ));
+            }
+            let mut url = DbUrl::parse(&t.url).map_err(|e| url_error(&prefix, e))?;
+            let password = match (&t.password_file, &t.password_env) {
+                (Some(_), Some(_)) => {
+                    return Err(ConfigError::key(
+                        format!("{prefix}.password_file"),
+                        "set password_file or password_env, not both",
+                    ));
+                }
+                (Some(path), None) => Some(
+                    read_password_file(path)
+                        .map_err(|m| ConfigError::key(format!("{prefix}.password_file"), m))?,
+                ),
+                (None, Some(var)) => Some(std::env::var(var).map_err(|_| {
+                    ConfigError::key(
+                        format!("{prefix}.password_env"),
+                        format!("environment variable `{var}` is not set"),
+                    )
+                })?),
+                (None, None) => None,
+            };
+            if let Some(password) = password {
+                url.set_password(password)
+                    .map_err(|e| url_error(&prefix, e))?;
+            }
+            targets.push(Target {
+                environment: t.environment.clone(),
+                url,
+            });
+        }
+        Ok(ValidatedConfig {
+            listen,
+            targets,
+            settings: self,
+        })
+    }
+}
+
+fn url_error(prefix: &str, e: UrlError) -> ConfigError {
+    ConfigError::key(format!("{prefix}.url"), e.to_string())
+}
+
+fn read_password_file(path: &Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let password = text.trim_end_matches(['\n', '\r']).to_owned();
+    if password.is_empty() {
+        return Err(format!("{} is empty", path.display()));
+    }
+    Ok(password)
+}
+
+fn valid_label_value(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// serde adapter: humantime strings to [`Duration`].
+mod humantime_serde_compat {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(text.trim()).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "invalid duration `{text}` ({e}); use a form like 30s, 5m or 1h"
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(toml: &str) -> Result<Settings, ConfigError> {
+        let dir = std::env::temp_dir().join(format!("windsock-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{}.toml", toml.len()));
+        std::fs::write(&path, toml).unwrap();
+        Settings::load(Some(&path))
+    }
+
+    #[test]
+    fn defaults_validate() {
+        let v = Settings::default().validate().unwrap();
+        assert_eq!(v.listen.port(), 10112);
+        assert!(v.targets.is_empty());
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = load_str("[server]\nlisten_addr = \"x\"\n").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("server.listen_addr"), "{text}");
+        assert!(text.contains("unknown field"), "{text}");
+    }
+
+    #[test]
+    fn bad_duration_is_named() {
+        let err = load_str("[database]\nstatement_timeout = \"ten seconds\"\n").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("database.statement_timeout"), "{text}");
+        assert!(text.contains("invalid duration"), "{text}");
+    }
+
+    #[test]
+    fn lock_timeout_longer_than_statement_timeout_is_rejected() {
+        let s =
+            load_str("[database]\nstatement_timeout = \"1s\"\nlock_timeout = \"5s\"\n").unwrap();
+        let err = s.validate().unwrap_err().to_string();
+        assert!(err.contains("database.lock_timeout"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_environment_is_rejected() {
+        let s = load_str(
+            "[[targets]]\nurl = \"sqlite:///a.db\"\n[[targets]]\nurl = \"sqlite:///b.db\"\n",
+        )
+        .unwrap();
+        let err = s.validate().unwrap_err().to_string();
+        assert!(err.contains("targets[1].environment"), "{err}");
+    }
+
+    #[test]
+    fn password_file_overrides_url_password_and_is_not_printed() {
+        let dir = std::env::temp_dir().join(format!("windsock-pw-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pw = dir.join("pw");
+        std::fs::write(&pw, "from-file-secret\n").unwrap();
+        let s = load_str(&format!(
+            "[[targets]]\nurl = \"postgresql+psycopg2://airflow:in-url-secret@db/airflow\"\npassword_file = \"{}\"\n",
+            pw.display()
+        ))
+        .unwrap();
+        let debug = format!("{s:?}");
+        assert!(!debug.contains("in-url-secret"), "{debug}");
+        let v = s.validate().unwrap();
+        assert_eq!(v.targets[0].url.password(), Some("from-file-secret"));
+        let debug = format!("{v:?}");
+        assert!(!debug.contains("secret"), "{debug}");
+    }
+}

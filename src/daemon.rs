@@ -1,0 +1,145 @@
+//! Wiring and lifecycle of `windsock run`.
+//!
+//! Order matters: the config is validated and every pool is built before
+//! the listener is bound, so a bad config never holds a port. Shutdown:
+//! SIGTERM/SIGINT cancels one token; collection stops, the HTTP server
+//! stops accepting and in-flight requests get `shutdown_grace` to finish.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::config::ValidatedConfig;
+use crate::db::{Db, DbError};
+use crate::diagnostics::{self, Diagnostic};
+use crate::http::{AppState, router};
+use crate::metrics::Store;
+use crate::runner::TargetRunner;
+
+/// Errors that stop the daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// No target configured.
+    #[error("no targets configured: add a [[targets]] section or pass --db-url")]
+    NoTargets,
+    /// A pool could not be built.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// The listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The registry is inconsistent (a bug).
+    #[error("diagnostics registry: {0}")]
+    Registry(String),
+}
+
+/// Builds one runner per target.
+pub fn runners(
+    config: &ValidatedConfig,
+    store: &Arc<Store>,
+) -> Result<Vec<TargetRunner>, DaemonError> {
+    if config.targets.is_empty() {
+        return Err(DaemonError::NoTargets);
+    }
+    let list: Vec<Arc<dyn Diagnostic>> = diagnostics::builtin();
+    diagnostics::check_unique(&list).map_err(DaemonError::Registry)?;
+    let list = Arc::new(list);
+    config
+        .targets
+        .iter()
+        .map(|t| {
+            Ok(TargetRunner {
+                environment: t.environment.clone(),
+                db: Db::new(&t.url, &config.settings.database)?,
+                diagnostics: list.clone(),
+                store: store.clone(),
+                settings: config.settings.collection.clone(),
+            })
+        })
+        .collect()
+}
+
+/// Resolves when SIGINT or SIGTERM arrives.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+/// Runs until `shutdown` resolves.
+pub async fn run(
+    config: ValidatedConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), DaemonError> {
+    let store = Arc::new(Store::new(
+        config.targets.iter().map(|t| t.environment.as_str()),
+    ));
+    let runners = runners(&config, &store)?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| DaemonError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let bound = listener.local_addr().map_err(|source| DaemonError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    info!(listen = %bound, targets = runners.len(), version = crate::VERSION, "Listening; metrics at http://{bound}/metrics");
+
+    let cancel = CancellationToken::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    for r in runners {
+        tasks.spawn(r.run(cancel.child_token()));
+    }
+
+    let app = router(AppState::new(store));
+    let http_cancel = cancel.clone();
+    let mut server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(http_cancel.cancelled_owned())
+            .await
+    });
+
+    tokio::select! {
+        () = shutdown => info!("Shutdown requested; stopping."),
+        res = &mut server => {
+            warn!(result = ?res, "HTTP server stopped unexpectedly.");
+        }
+    }
+    cancel.cancel();
+    let grace = config.settings.server.shutdown_grace;
+    let drain = async {
+        let _ = (&mut server).await;
+        while tasks.join_next().await.is_some() {}
+    };
+    if tokio::time::timeout(grace, drain).await.is_err() {
+        warn!(grace = ?grace, "Shutdown grace period exceeded; exiting anyway.");
+        server.abort();
+        tasks.abort_all();
+    }
+    info!("Stopped.");
+    Ok(())
+}

@@ -1,0 +1,615 @@
+//! Safe, read-only access to an Airflow metadata database.
+//!
+//! Every diagnostic runs through [`Db::query`], which:
+//! - takes a connection from a small pool (connections are opened lazily, so a
+//!   DB that is down at start-up does not stop windsock from serving);
+//! - opens a read-only transaction (`BEGIN READ ONLY` on PostgreSQL,
+//!   `START TRANSACTION READ ONLY` on MySQL/MariaDB, a SQLite connection
+//!   opened read-only with `PRAGMA query_only`), and always rolls it back;
+//! - bounds the statement on the server (`statement_timeout`,
+//!   `max_execution_time` / `max_statement_time`, a SQLite progress handler)
+//!   and on the client, closing a connection that overran rather than
+//!   returning it to the pool;
+//! - decodes rows into dialect-neutral [`Cell`]s.
+//!
+//! The session defaults set on every new connection live in [`session`].
+
+pub mod session;
+pub mod url;
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::TryStreamExt;
+use rust_decimal::prelude::ToPrimitive;
+use sqlx::{Column, Connection, Executor, Row, TypeInfo, ValueRef};
+
+use crate::config::DatabaseSettings;
+use url::DbUrl;
+
+/// Most rows one diagnostic may return. A query that returns more is cut
+/// off with an error instead of growing windsock's memory without bound.
+pub const MAX_ROWS: usize = 200_000;
+
+/// The SQL dialects windsock speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dialect {
+    /// PostgreSQL.
+    Postgres,
+    /// MySQL 8 or MariaDB.
+    #[serde(alias = "mariadb")]
+    MySql,
+    /// SQLite.
+    Sqlite,
+}
+
+impl Dialect {
+    /// All dialects, in a fixed order.
+    pub const ALL: [Dialect; 3] = [Dialect::Postgres, Dialect::MySql, Dialect::Sqlite];
+
+    /// Lowercase name used in config, labels and fixture paths.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dialect::Postgres => "postgres",
+            Dialect::MySql => "mysql",
+            Dialect::Sqlite => "sqlite",
+        }
+    }
+}
+
+impl fmt::Display for Dialect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What went wrong talking to the database. Messages are redacted.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// No connection could be made (DB down, wrong host, auth failure,
+    /// pool exhausted).
+    #[error("cannot connect to {url}: {message}")]
+    Connect {
+        /// The redacted URL.
+        url: String,
+        /// Why.
+        message: String,
+    },
+    /// The statement ran past its deadline, or waited too long for a lock,
+    /// and was cancelled.
+    #[error("statement cancelled after {after:?}: {message}")]
+    Timeout {
+        /// The deadline that applied.
+        after: Duration,
+        /// The server's or client's message.
+        message: String,
+    },
+    /// The database rejected the statement.
+    #[error("query failed: {0}")]
+    Query(String),
+    /// A result column could not be turned into a label or a number.
+    #[error("column `{column}`: {message}")]
+    Decode {
+        /// Column name.
+        column: String,
+        /// Why.
+        message: String,
+    },
+    /// The query returned more than [`MAX_ROWS`] rows.
+    #[error("query returned more than {MAX_ROWS} rows; narrow it")]
+    TooManyRows,
+}
+
+impl DbError {
+    /// A short, stable name for the `kind` label of error counters.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DbError::Connect { .. } => "connect",
+            DbError::Timeout { .. } => "timeout",
+            DbError::Query(_) => "query",
+            DbError::Decode { .. } => "decode",
+            DbError::TooManyRows => "too_many_rows",
+        }
+    }
+}
+
+/// One value of a result row, independent of the dialect.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    /// SQL NULL.
+    Null,
+    /// Integers and booleans.
+    Int(i64),
+    /// Floating point and decimal numbers.
+    Float(f64),
+    /// Text.
+    Text(String),
+    /// Binary data.
+    Bytes(Vec<u8>),
+}
+
+impl Cell {
+    /// The value as a number, if it is one (text holding a number counts).
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Cell::Int(i) => Some(*i as f64),
+            Cell::Float(f) => Some(*f),
+            Cell::Text(t) => t.trim().parse().ok(),
+            Cell::Null | Cell::Bytes(_) => None,
+        }
+    }
+
+    /// The value rendered as a label value (`NULL` becomes empty).
+    pub fn as_label(&self) -> String {
+        match self {
+            Cell::Null => String::new(),
+            Cell::Int(i) => i.to_string(),
+            Cell::Float(f) => f.to_string(),
+            Cell::Text(t) => t.clone(),
+            Cell::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
+        }
+    }
+}
+
+/// A query result: column names and rows of cells.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Rows {
+    /// Column names, lowercased.
+    pub columns: Vec<String>,
+    /// The rows.
+    pub rows: Vec<Vec<Cell>>,
+}
+
+impl Rows {
+    /// Index of a column by (case-insensitive) name.
+    pub fn column(&self, name: &str) -> Option<usize> {
+        self.columns
+            .iter()
+            .position(|c| c.eq_ignore_ascii_case(name))
+    }
+}
+
+#[derive(Clone)]
+enum Pool {
+    Postgres(sqlx::PgPool),
+    MySql(sqlx::MySqlPool),
+    Sqlite(sqlx::SqlitePool),
+}
+
+/// A pooled, read-only handle to one Airflow metadata database.
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool,
+    url: Arc<str>,
+    statement_timeout: Duration,
+}
+
+impl fmt::Debug for Db {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Db").field("url", &self.url).finish()
+    }
+}
+
+/// Client-side slack on top of the server-side deadline before windsock
+/// gives up on a statement itself and drops the connection.
+const CLIENT_SLACK: Duration = Duration::from_secs(2);
+
+impl Db {
+    /// Creates the pool. No connection is made until the first query, so a
+    /// DB that is down does not fail this call.
+    pub fn new(url: &DbUrl, settings: &DatabaseSettings) -> Result<Db, DbError> {
+        let shown: Arc<str> = url.to_string().into();
+        let connect_err = |e: sqlx::Error| DbError::Connect {
+            url: shown.to_string(),
+            message: url::redact(&e.to_string()),
+        };
+        let pool = match url.dialect() {
+            Dialect::Postgres => Pool::Postgres(
+                session::pool_options(settings)
+                    .connect_lazy_with(session::postgres(url, settings).map_err(connect_err)?),
+            ),
+            Dialect::MySql => {
+                let lock = settings.lock_timeout;
+                let stmt = settings.statement_timeout;
+                Pool::MySql(
+                    session::pool_options(settings)
+                        .after_connect(move |conn, _| {
+                            Box::pin(
+                                async move { session::mysql_after_connect(conn, stmt, lock).await },
+                            )
+                        })
+                        .connect_lazy_with(session::mysql(url).map_err(connect_err)?),
+                )
+            }
+            Dialect::Sqlite => Pool::Sqlite(
+                session::pool_options(settings)
+                    .connect_lazy_with(session::sqlite(url, settings).map_err(connect_err)?),
+            ),
+        };
+        Ok(Db {
+            pool,
+            url: shown,
+            statement_timeout: settings.statement_timeout,
+        })
+    }
+
+    /// The dialect of this database.
+    pub fn dialect(&self) -> Dialect {
+        match self.pool {
+            Pool::Postgres(_) => Dialect::Postgres,
+            Pool::MySql(_) => Dialect::MySql,
+            Pool::Sqlite(_) => Dialect::Sqlite,
+        }
+    }
+
+    /// The URL with its password replaced by `***`.
+    pub fn redacted_url(&self) -> &str {
+        &self.url
+    }
+
+    /// Closes every pooled connection.
+    pub async fn close(&self) {
+        match &self.pool {
+            Pool::Postgres(p) => p.close().await,
+            Pool::MySql(p) => p.close().await,
+            Pool::Sqlite(p) => p.close().await,
+        }
+    }
+
+    /// Runs one read-only statement with a deadline of `timeout` (capped at
+    /// the configured `statement_timeout`).
+    pub async fn query(&self, sql: &str, timeout: Duration) -> Result<Rows, DbError> {
+        let deadline = timeout.min(self.statement_timeout);
+        match &self.pool {
+            Pool::Postgres(p) => {
+                let mut conn = p.acquire().await.map_err(|e| self.connect_error(e))?;
+                let fut = async {
+                    // SET LOCAL lasts until the rollback below; the read-only
+                    // transaction cannot be switched to read-write inside.
+                    let begin = format!(
+                        "BEGIN READ ONLY; SET LOCAL statement_timeout = {}",
+                        deadline.as_millis().max(1)
+                    );
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(begin))
+                        .execute(&mut *conn)
+                        .await?;
+                    let out = collect(
+                        sqlx::query(sqlx::AssertSqlSafe(sql)).fetch(&mut *conn),
+                        decode_pg,
+                    )
+                    .await;
+                    conn.execute("ROLLBACK").await?;
+                    out
+                };
+                let res = tokio::time::timeout(deadline + CLIENT_SLACK, fut).await;
+                finish(res, deadline, conn).await
+            }
+            Pool::MySql(p) => {
+                let mut conn = p.acquire().await.map_err(|e| self.connect_error(e))?;
+                let fut = async {
+                    conn.execute("START TRANSACTION READ ONLY").await?;
+                    let out = collect(
+                        sqlx::query(sqlx::AssertSqlSafe(sql)).fetch(&mut *conn),
+                        decode_mysql,
+                    )
+                    .await;
+                    conn.execute("ROLLBACK").await?;
+                    out
+                };
+                let res = tokio::time::timeout(deadline + CLIENT_SLACK, fut).await;
+                finish(res, deadline, conn).await
+            }
+            Pool::Sqlite(p) => {
+                let mut conn = p.acquire().await.map_err(|e| self.connect_error(e))?;
+                let interrupted = Arc::new(AtomicBool::new(false));
+                {
+                    let started = Instant::now();
+                    let flag = interrupted.clone();
+                    let mut handle = conn.lock_handle().await.map_err(DbError::from_sqlx)?;
+                    // Called every ~10k VM instructions: returning false
+                    // interrupts the statement (SQLITE_INTERRUPT).
+                    handle.set_progress_handler(10_000, move || {
+                        let over = started.elapsed() > deadline;
+                        if over {
+                            flag.store(true, Ordering::Relaxed);
+                        }
+                        !over
+                    });
+                }
+                let fut = async {
+                    conn.execute("BEGIN").await?;
+                    let out = collect(
+                        sqlx::query(sqlx::AssertSqlSafe(sql)).fetch(&mut *conn),
+                        decode_sqlite,
+                    )
+                    .await;
+                    conn.execute("ROLLBACK").await?;
+                    out
+                };
+                let res = tokio::time::timeout(deadline + CLIENT_SLACK, fut).await;
+                if let Ok(mut handle) = conn.lock_handle().await {
+                    handle.remove_progress_handler();
+                }
+                let res = match res {
+                    Ok(Err(_)) if interrupted.load(Ordering::Relaxed) => Ok(Err(QueryFail::Sqlx(
+                        sqlx::Error::Protocol("interrupted by statement_timeout".into()),
+                        true,
+                    ))),
+                    other => other,
+                };
+                finish(res, deadline, conn).await
+            }
+        }
+    }
+
+    fn connect_error(&self, e: sqlx::Error) -> DbError {
+        DbError::Connect {
+            url: self.url.to_string(),
+            message: url::redact(&e.to_string()),
+        }
+    }
+
+    /// Checks that a connection can be made and answers `SELECT 1`.
+    pub async fn ping(&self, timeout: Duration) -> Result<(), DbError> {
+        self.query("SELECT 1", timeout).await.map(|_| ())
+    }
+}
+
+/// Failure inside the query future; the bool marks a timeout detected
+/// outside the server's error code (SQLite interrupt).
+enum QueryFail {
+    Sqlx(sqlx::Error, bool),
+    Db(DbError),
+}
+
+impl From<sqlx::Error> for QueryFail {
+    fn from(e: sqlx::Error) -> Self {
+        QueryFail::Sqlx(e, false)
+    }
+}
+
+impl From<DbError> for QueryFail {
+    fn from(e: DbError) -> Self {
+        QueryFail::Db(e)
+    }
+}
+
+async fn collect<R, S>(
+    mut stream: S,
+    decode: fn(&R) -> Result<Vec<Cell>, DbError>,
+) -> Result<Rows, QueryFail>
+where
+    R: Row,
+    S: futures_util::Stream<Item = Result<R, sqlx::Error>> + Unpin,
+{
+    let mut out = Rows::default();
+    while let Some(row) = stream.try_next().await? {
+        if out.columns.is_empty() {
+            out.columns = row
+                .columns()
+                .iter()
+                .map(|c| c.name().to_ascii_lowercase())
+                .collect();
+        }
+        if out.rows.len() == MAX_ROWS {
+            return Err(DbError::TooManyRows.into());
+        }
+        out.rows.push(decode(&row)?);
+    }
+    Ok(out)
+}
+
+async fn finish<DB: sqlx::Database>(
+    res: Result<Result<Rows, QueryFail>, tokio::time::error::Elapsed>,
+    deadline: Duration,
+    mut conn: sqlx::pool::PoolConnection<DB>,
+) -> Result<Rows, DbError> {
+    if !matches!(res, Ok(Ok(_))) {
+        // After an error the transaction may still be open, and after a
+        // client-side timeout the connection is mid-statement: never hand
+        // such a connection back to the pool. It is closed when dropped.
+        conn.close_on_drop();
+    }
+    drop(conn);
+    match res {
+        Ok(Ok(rows)) => Ok(rows),
+        Ok(Err(fail)) => Err(match fail {
+            QueryFail::Db(e) => e,
+            QueryFail::Sqlx(e, true) => DbError::Timeout {
+                after: deadline,
+                message: e.to_string(),
+            },
+            QueryFail::Sqlx(e, false) => DbError::from_sqlx_with_deadline(e, deadline),
+        }),
+        Err(_) => Err(DbError::Timeout {
+            after: deadline,
+            message: "no answer from the database in time; connection dropped".to_owned(),
+        }),
+    }
+}
+
+impl DbError {
+    fn from_sqlx(e: sqlx::Error) -> DbError {
+        DbError::from_sqlx_with_deadline(e, Duration::ZERO)
+    }
+
+    fn from_sqlx_with_deadline(e: sqlx::Error, deadline: Duration) -> DbError {
+        let message = url::redact(&e.to_string());
+        match &e {
+            sqlx::Error::Database(db) => {
+                let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+                // PG 57014 query_canceled, 55P03 lock_not_available;
+                // MySQL 3024 max_execution_time, 1205 lock wait timeout;
+                // MariaDB 1969 max_statement_time; SQLite 5 busy, 9 interrupt.
+                let timeout = matches!(code.as_str(), "57014" | "55P03" | "5" | "9" | "517")
+                    || matches!(
+                        db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+                            .map(|m| m.number()),
+                        Some(3024 | 1205 | 1969)
+                    );
+                if timeout {
+                    DbError::Timeout {
+                        after: deadline,
+                        message,
+                    }
+                } else {
+                    DbError::Query(message)
+                }
+            }
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Configuration(_) => DbError::Connect {
+                url: String::new(),
+                message,
+            },
+            _ => DbError::Query(message),
+        }
+    }
+}
+
+fn decode_err(column: &str, message: impl Into<String>) -> DbError {
+    DbError::Decode {
+        column: column.to_owned(),
+        message: message.into(),
+    }
+}
+
+fn decode_pg(row: &sqlx::postgres::PgRow) -> Result<Vec<Cell>, DbError> {
+    let mut cells = Vec::with_capacity(row.len());
+    for (i, col) in row.columns().iter().enumerate() {
+        let raw = row
+            .try_get_raw(i)
+            .map_err(|e| decode_err(col.name(), e.to_string()))?;
+        if raw.is_null() {
+            cells.push(Cell::Null);
+            continue;
+        }
+        let ty = col.type_info().name().to_owned();
+        let get = |e: sqlx::Error| decode_err(col.name(), e.to_string());
+        cells.push(match ty.as_str() {
+            "BOOL" => Cell::Int(i64::from(row.try_get::<bool, _>(i).map_err(get)?)),
+            "INT2" => Cell::Int(row.try_get::<i16, _>(i).map_err(get)?.into()),
+            "INT4" => Cell::Int(row.try_get::<i32, _>(i).map_err(get)?.into()),
+            "INT8" => Cell::Int(row.try_get::<i64, _>(i).map_err(get)?),
+            "OID" => Cell::Int(
+                row.try_get::<sqlx::postgres::types::Oid, _>(i)
+                    .map_err(get)?
+                    .0
+                    .into(),
+            ),
+            "FLOAT4" => Cell::Float(row.try_get::<f32, _>(i).map_err(get)?.into()),
+            "FLOAT8" => Cell::Float(row.try_get::<f64, _>(i).map_err(get)?),
+            "NUMERIC" => Cell::Float(
+                row.try_get::<rust_decimal::Decimal, _>(i)
+                    .map_err(get)?
+                    .to_f64()
+                    .unwrap_or(f64::NAN),
+            ),
+            "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" | "CHAR" | "UNKNOWN" => {
+                Cell::Text(row.try_get::<String, _>(i).map_err(get)?)
+            }
+            "BYTEA" => Cell::Bytes(row.try_get::<Vec<u8>, _>(i).map_err(get)?),
+            other => {
+                return Err(decode_err(
+                    col.name(),
+                    format!(
+                        "unsupported type {other}; cast it to a number or text \
+                         (timestamps: EXTRACT(EPOCH FROM col))"
+                    ),
+                ));
+            }
+        });
+    }
+    Ok(cells)
+}
+
+fn decode_mysql(row: &sqlx::mysql::MySqlRow) -> Result<Vec<Cell>, DbError> {
+    let mut cells = Vec::with_capacity(row.len());
+    for (i, col) in row.columns().iter().enumerate() {
+        let raw = row
+            .try_get_raw(i)
+            .map_err(|e| decode_err(col.name(), e.to_string()))?;
+        if raw.is_null() {
+            cells.push(Cell::Null);
+            continue;
+        }
+        let ty = col.type_info().name().to_owned();
+        let get = |e: sqlx::Error| decode_err(col.name(), e.to_string());
+        cells.push(match ty.as_str() {
+            "BOOLEAN" | "TINYINT" | "SMALLINT" | "INT" | "MEDIUMINT" | "BIGINT" | "YEAR" => {
+                Cell::Int(row.try_get_unchecked::<i64, _>(i).map_err(get)?)
+            }
+            "TINYINT UNSIGNED" | "SMALLINT UNSIGNED" | "INT UNSIGNED" | "MEDIUMINT UNSIGNED"
+            | "BIGINT UNSIGNED" => {
+                let v = row.try_get_unchecked::<u64, _>(i).map_err(get)?;
+                Cell::Int(i64::try_from(v).unwrap_or(i64::MAX))
+            }
+            "FLOAT" => Cell::Float(row.try_get::<f32, _>(i).map_err(get)?.into()),
+            "DOUBLE" => Cell::Float(row.try_get::<f64, _>(i).map_err(get)?),
+            "DECIMAL" => Cell::Float(
+                row.try_get::<rust_decimal::Decimal, _>(i)
+                    .map_err(get)?
+                    .to_f64()
+                    .unwrap_or(f64::NAN),
+            ),
+            "VARCHAR" | "CHAR" | "TEXT" | "TINYTEXT" | "MEDIUMTEXT" | "LONGTEXT" | "ENUM"
+            | "JSON" => Cell::Text(row.try_get_unchecked::<String, _>(i).map_err(get)?),
+            "BLOB" | "TINYBLOB" | "MEDIUMBLOB" | "LONGBLOB" | "VARBINARY" | "BINARY" => {
+                Cell::Bytes(row.try_get_unchecked::<Vec<u8>, _>(i).map_err(get)?)
+            }
+            other => {
+                return Err(decode_err(
+                    col.name(),
+                    format!(
+                        "unsupported type {other}; cast it to a number or text \
+                         (timestamps: UNIX_TIMESTAMP(col))"
+                    ),
+                ));
+            }
+        });
+    }
+    Ok(cells)
+}
+
+fn decode_sqlite(row: &sqlx::sqlite::SqliteRow) -> Result<Vec<Cell>, DbError> {
+    let mut cells = Vec::with_capacity(row.len());
+    for (i, col) in row.columns().iter().enumerate() {
+        let raw = row
+            .try_get_raw(i)
+            .map_err(|e| decode_err(col.name(), e.to_string()))?;
+        if raw.is_null() {
+            cells.push(Cell::Null);
+            continue;
+        }
+        // SQLite is dynamically typed: the storage class of this value counts,
+        // not the declared type of the column.
+        let ty = raw.type_info().name().to_owned();
+        let get = |e: sqlx::Error| decode_err(col.name(), e.to_string());
+        cells.push(match ty.as_str() {
+            "INTEGER" | "BOOLEAN" => Cell::Int(row.try_get_unchecked::<i64, _>(i).map_err(get)?),
+            "REAL" | "NUMERIC" => Cell::Float(row.try_get_unchecked::<f64, _>(i).map_err(get)?),
+            "BLOB" => Cell::Bytes(row.try_get_unchecked::<Vec<u8>, _>(i).map_err(get)?),
+            _ => Cell::Text(row.try_get_unchecked::<String, _>(i).map_err(get)?),
+        });
+    }
+    Ok(cells)
+}
+
+/// Opens a single writable connection for windsock's own writes (the demo
+/// database, test fixtures). Diagnostics never use this.
+pub async fn open_writable_sqlite(
+    path: &std::path::Path,
+) -> Result<sqlx::SqliteConnection, DbError> {
+    let opts = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .foreign_keys(false);
+    sqlx::SqliteConnection::connect_with(&opts)
+        .await
+        .map_err(DbError::from_sqlx)
+}

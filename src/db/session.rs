@@ -1,0 +1,132 @@
+//! Session defaults applied to every connection windsock opens.
+//!
+//! Why each one:
+//! - **read-only**: diagnostics must never change Airflow's data, whatever
+//!   SQL a user puts in a custom query. PostgreSQL sessions start with
+//!   `default_transaction_read_only = on` and each query runs in
+//!   `BEGIN READ ONLY`; MySQL/MariaDB sessions are
+//!   `SET SESSION TRANSACTION READ ONLY`; SQLite files are opened with
+//!   `SQLITE_OPEN_READONLY` and `PRAGMA query_only = ON`.
+//! - **statement timeout**: a diagnostic that turns out slow on a big DB is
+//!   cancelled by the server instead of burning Airflow's CPU.
+//! - **lock timeout**: windsock reads; it must never queue behind (or in
+//!   front of) the scheduler's writes for long.
+//! - **idle-in-transaction timeout** (PostgreSQL): a connection windsock lost
+//!   track of cannot hold a snapshot open and block vacuum.
+//! - **application_name** (PostgreSQL): windsock's sessions are easy to find
+//!   in `pg_stat_activity`.
+//! - **small pool**: see [`crate::config::DatabaseSettings::max_connections`].
+
+use std::time::Duration;
+
+use sqlx::Executor;
+use sqlx::mysql::{MySqlConnectOptions, MySqlConnection};
+use sqlx::pool::PoolOptions;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::sqlite::SqliteConnectOptions;
+
+use super::url::DbUrl;
+use crate::config::DatabaseSettings;
+
+/// Pool options shared by every dialect.
+pub(crate) fn pool_options<DB: sqlx::Database>(s: &DatabaseSettings) -> PoolOptions<DB> {
+    PoolOptions::new()
+        .max_connections(s.max_connections)
+        .min_connections(0)
+        .acquire_timeout(s.acquire_timeout)
+        .idle_timeout(s.idle_timeout)
+        // Recycle connections now and then so server-side settings changes
+        // and failovers are picked up.
+        .max_lifetime(Duration::from_secs(1800))
+        .test_before_acquire(true)
+}
+
+fn millis(d: Duration) -> String {
+    d.as_millis().max(1).to_string()
+}
+
+/// PostgreSQL connect options with the safe session defaults.
+pub(crate) fn postgres(url: &DbUrl, s: &DatabaseSettings) -> Result<PgConnectOptions, sqlx::Error> {
+    let base = url
+        .server_url()
+        .ok_or_else(|| sqlx::Error::Configuration("not a server URL".into()))?;
+    let mut opts: PgConnectOptions = base.as_str().parse()?;
+    if let Some(pw) = url.password() {
+        opts = opts.password(pw);
+    }
+    Ok(opts.application_name("windsock").options([
+        ("default_transaction_read_only", "on".to_owned()),
+        ("statement_timeout", millis(s.statement_timeout)),
+        ("lock_timeout", millis(s.lock_timeout)),
+        (
+            "idle_in_transaction_session_timeout",
+            millis(s.statement_timeout * 2),
+        ),
+        ("TimeZone", "UTC".to_owned()),
+    ]))
+}
+
+/// MySQL/MariaDB connect options (session variables are set after connect).
+pub(crate) fn mysql(url: &DbUrl) -> Result<MySqlConnectOptions, sqlx::Error> {
+    let base = url
+        .server_url()
+        .ok_or_else(|| sqlx::Error::Configuration("not a server URL".into()))?;
+    let mut opts: MySqlConnectOptions = base.as_str().parse()?;
+    if let Some(pw) = url.password() {
+        opts = opts.password(pw);
+    }
+    // Airflow stores UTC in TIMESTAMP columns; read them as UTC.
+    Ok(opts.timezone(Some("+00:00".to_owned())))
+}
+
+/// Sets the MySQL/MariaDB session defaults on a new connection.
+pub(crate) async fn mysql_after_connect(
+    conn: &mut MySqlConnection,
+    statement_timeout: Duration,
+    lock_timeout: Duration,
+) -> Result<(), sqlx::Error> {
+    let version: (String,) = sqlx::query_as("SELECT VERSION()")
+        .fetch_one(&mut *conn)
+        .await?;
+    // Lock waits are whole seconds in MySQL; at least 1.
+    let lock_secs = lock_timeout.as_secs().max(1);
+    let limit = if version.0.to_ascii_lowercase().contains("mariadb") {
+        // MariaDB: seconds, fractional allowed; applies to every statement.
+        format!(
+            "max_statement_time = {:.3}",
+            statement_timeout.as_secs_f64()
+        )
+    } else {
+        // MySQL 8: milliseconds; applies to SELECT, which is all windsock runs.
+        format!("max_execution_time = {}", millis(statement_timeout))
+    };
+    conn.execute("SET SESSION TRANSACTION READ ONLY").await?;
+    let set = format!(
+        "SET SESSION {limit}, SESSION lock_wait_timeout = {lock_secs}, \
+         SESSION innodb_lock_wait_timeout = {lock_secs}"
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(set))
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// SQLite connect options: read-only file, `query_only`, busy timeout.
+pub(crate) fn sqlite(
+    url: &DbUrl,
+    s: &DatabaseSettings,
+) -> Result<SqliteConnectOptions, sqlx::Error> {
+    let path = url
+        .sqlite_path()
+        .ok_or_else(|| sqlx::Error::Configuration("not a SQLite URL".into()))?;
+    Ok(SqliteConnectOptions::new()
+        .filename(path)
+        .read_only(true)
+        .create_if_missing(false)
+        .busy_timeout(s.lock_timeout)
+        .pragma("query_only", "ON")
+        // Airflow's own connections turn foreign keys on; windsock only
+        // reads, so the pragma is irrelevant, and leaving it unset avoids a
+        // write attempt on a read-only handle.
+        .foreign_keys(false))
+}

@@ -1,0 +1,458 @@
+//! The diagnostics registry.
+//!
+//! A diagnostic is SQL per dialect plus a declaration of how its result
+//! columns become metrics ([`MetricSpec`]: key label columns, value columns,
+//! optional value label, static labels) — the same model as sql_exporter's
+//! collectors, so built-in diagnostics and user-defined queries are the same
+//! kind of thing. Rust code is only for what SQL cannot do; such diagnostics
+//! implement [`Diagnostic`] themselves.
+//!
+//! Every built-in is listed once, in [`builtin`]. Each lives in its own file
+//! with its SQL beside its metric declarations.
+
+mod components;
+mod dag_runs;
+mod dags;
+pub mod sql;
+mod task_instances;
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::airflow::{Capability, Schema};
+use crate::db::{Db, DbError, Dialect, Rows};
+
+/// Grouping used by reports and docs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Category {
+    /// DAG definitions: counts, sizes, parsing.
+    Dags,
+    /// Runs and task instances: states, durations.
+    Runs,
+    /// Scheduler, triggerer, dag-processor liveness.
+    Components,
+}
+
+impl Category {
+    /// Lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Dags => "dags",
+            Category::Runs => "runs",
+            Category::Components => "components",
+        }
+    }
+}
+
+/// Prometheus metric type of a declared metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricKind {
+    /// A value that goes up and down.
+    Gauge,
+    /// A monotonically increasing count; exposed with `_total`.
+    Counter,
+    /// A constant 1 whose labels carry the information; exposed with `_info`.
+    Info,
+}
+
+/// How the columns of a result map to one metric family.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricSpec {
+    /// Full metric name (for counters without `_total`, for info metrics
+    /// without `_info`: the encoder adds the suffix).
+    pub name: Cow<'static, str>,
+    /// One-line help text.
+    pub help: Cow<'static, str>,
+    /// Metric type.
+    pub kind: MetricKind,
+    /// Columns whose values become labels of the same name.
+    pub key_labels: Vec<Cow<'static, str>>,
+    /// Columns holding values. With more than one, `value_label` names the
+    /// label that tells them apart (its value is the column name).
+    pub values: Vec<Cow<'static, str>>,
+    /// Label distinguishing several value columns.
+    pub value_label: Option<Cow<'static, str>>,
+    /// Labels with fixed values added to every series.
+    pub static_labels: Vec<(Cow<'static, str>, Cow<'static, str>)>,
+    /// The value is a UNIX timestamp; the metric exports the seconds elapsed
+    /// since then, computed when scraped (so it stays exact between runs).
+    pub seconds_since: bool,
+}
+
+impl MetricSpec {
+    /// A gauge from one value column.
+    pub fn gauge(name: &'static str, help: &'static str, value: &'static str) -> MetricSpec {
+        MetricSpec {
+            name: name.into(),
+            help: help.into(),
+            kind: MetricKind::Gauge,
+            key_labels: Vec::new(),
+            values: vec![value.into()],
+            value_label: None,
+            static_labels: Vec::new(),
+            seconds_since: false,
+        }
+    }
+
+    /// Adds key label columns.
+    #[must_use]
+    pub fn labels(mut self, labels: &[&'static str]) -> Self {
+        self.key_labels = labels.iter().map(|l| Cow::Borrowed(*l)).collect();
+        self
+    }
+
+    /// Uses several value columns, told apart by `label`.
+    #[must_use]
+    pub fn value_columns(mut self, label: &'static str, columns: &[&'static str]) -> Self {
+        self.value_label = Some(label.into());
+        self.values = columns.iter().map(|c| Cow::Borrowed(*c)).collect();
+        self
+    }
+
+    /// Exports seconds since the timestamp in the value column.
+    #[must_use]
+    pub fn seconds_since(mut self) -> Self {
+        self.seconds_since = true;
+        self
+    }
+
+    /// Names of the labels of this family, in order (environment excluded).
+    pub fn label_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.key_labels.iter().map(|l| l.to_string()).collect();
+        if let Some(v) = &self.value_label {
+            names.push(v.to_string());
+        }
+        names.extend(self.static_labels.iter().map(|(k, _)| k.to_string()));
+        names
+    }
+}
+
+/// One metric family's samples, as published to the store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Family {
+    /// The declaration it came from.
+    pub spec: Arc<MetricSpec>,
+    /// Label names, in the order of each sample's values.
+    pub label_names: Arc<[String]>,
+    /// Samples: label values and the value.
+    pub samples: Vec<(Vec<String>, f64)>,
+}
+
+/// Static description of a diagnostic.
+#[derive(Debug, Clone)]
+pub struct Meta {
+    /// Unique, snake_case name (the `diagnostic` label of self-metrics).
+    pub name: Cow<'static, str>,
+    /// One-line help.
+    pub help: Cow<'static, str>,
+    /// Category.
+    pub category: Category,
+    /// Default interval between runs.
+    pub interval: Duration,
+    /// Own deadline, if shorter or longer than the global default.
+    pub timeout: Option<Duration>,
+    /// Capabilities the schema must have.
+    pub requires: Vec<Capability>,
+}
+
+/// Why a diagnostic does not apply to a schema. Not an error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Skip {
+    /// The schema lacks a capability.
+    #[error("needs {0}")]
+    Missing(Capability),
+    /// The diagnostic has no SQL for this dialect.
+    #[error("not available on {0}")]
+    Dialect(Dialect),
+}
+
+/// Why a run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DiagError {
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// The result did not fit the declaration.
+    #[error("result does not match the metric declaration: {0}")]
+    Mapping(String),
+}
+
+impl DiagError {
+    /// Stable error kind for the `kind` label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DiagError::Db(e) => e.kind(),
+            DiagError::Mapping(_) => "mapping",
+        }
+    }
+}
+
+/// The output of one successful run.
+#[derive(Debug, Clone, Default)]
+pub struct Output {
+    /// The families, one per declared metric.
+    pub families: Vec<Family>,
+    /// Rows the query returned.
+    pub rows: usize,
+}
+
+/// A diagnostic: something that turns the metadata DB into metric families.
+#[async_trait]
+pub trait Diagnostic: Send + Sync + std::fmt::Debug {
+    /// Name, help, category, schedule, requirements.
+    fn meta(&self) -> &Meta;
+
+    /// The metrics this diagnostic produces (declared up front, for docs,
+    /// uniqueness checks and the alert/dashboard name check).
+    fn metrics(&self) -> &[Arc<MetricSpec>];
+
+    /// Whether it applies to this schema; the default checks `requires`.
+    fn applies(&self, schema: &Schema) -> Result<(), Skip> {
+        match self.meta().requires.iter().find(|c| !schema.has(**c)) {
+            Some(c) => Err(Skip::Missing(*c)),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs once.
+    async fn run(&self, db: &Db, schema: &Schema, timeout: Duration) -> Result<Output, DiagError>;
+}
+
+/// Builds the SQL of a [`SqlDiagnostic`] for a schema, or says why it
+/// cannot run there.
+pub type SqlBuilder = fn(&Schema) -> Result<String, Skip>;
+
+/// The common case: one SELECT, its columns mapped by [`MetricSpec`]s.
+#[derive(Debug)]
+pub struct SqlDiagnostic {
+    meta: Meta,
+    sql: SqlBuilder,
+    metrics: Vec<Arc<MetricSpec>>,
+}
+
+impl SqlDiagnostic {
+    /// Declares a SQL diagnostic.
+    pub fn new(meta: Meta, sql: SqlBuilder, metrics: Vec<MetricSpec>) -> SqlDiagnostic {
+        SqlDiagnostic {
+            meta,
+            sql,
+            metrics: metrics.into_iter().map(Arc::new).collect(),
+        }
+    }
+
+    /// The SQL it would run on `schema` (for `EXPLAIN` tests and `check`).
+    pub fn sql_for(&self, schema: &Schema) -> Result<String, Skip> {
+        (self.sql)(schema)
+    }
+}
+
+#[async_trait]
+impl Diagnostic for SqlDiagnostic {
+    fn meta(&self) -> &Meta {
+        &self.meta
+    }
+
+    fn metrics(&self) -> &[Arc<MetricSpec>] {
+        &self.metrics
+    }
+
+    fn applies(&self, schema: &Schema) -> Result<(), Skip> {
+        match self.meta.requires.iter().find(|c| !schema.has(**c)) {
+            Some(c) => Err(Skip::Missing(*c)),
+            None => (self.sql)(schema).map(|_| ()),
+        }
+    }
+
+    async fn run(&self, db: &Db, schema: &Schema, timeout: Duration) -> Result<Output, DiagError> {
+        let sql = (self.sql)(schema).map_err(|s| DiagError::Mapping(s.to_string()))?;
+        let rows = db.query(&sql, timeout).await?;
+        let families = map_rows(&rows, &self.metrics)?;
+        Ok(Output {
+            families,
+            rows: rows.rows.len(),
+        })
+    }
+}
+
+/// Maps result rows to families. Rows whose value is NULL produce no
+/// sample; two rows with the same labels are an error.
+pub fn map_rows(rows: &Rows, specs: &[Arc<MetricSpec>]) -> Result<Vec<Family>, DiagError> {
+    let find = |name: &str| {
+        rows.column(name).ok_or_else(|| {
+            DiagError::Mapping(format!(
+                "column `{name}` is missing (got: {})",
+                rows.columns.join(", ")
+            ))
+        })
+    };
+    let mut out = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let label_names: Arc<[String]> = spec.label_names().into();
+        let mut samples = Vec::new();
+        if !rows.rows.is_empty() {
+            let key_idx = spec
+                .key_labels
+                .iter()
+                .map(|l| find(l))
+                .collect::<Result<Vec<_>, _>>()?;
+            let value_idx = spec
+                .values
+                .iter()
+                .map(|v| find(v).map(|i| (v, i)))
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut seen = HashSet::new();
+            for row in &rows.rows {
+                for (value_name, vi) in &value_idx {
+                    let Some(value) = row[*vi].as_f64() else {
+                        if matches!(row[*vi], crate::db::Cell::Null) {
+                            continue;
+                        }
+                        return Err(DiagError::Mapping(format!(
+                            "value column `{value_name}` holds a non-number: {:?}",
+                            row[*vi].as_label()
+                        )));
+                    };
+                    let mut labels: Vec<String> =
+                        key_idx.iter().map(|i| row[*i].as_label()).collect();
+                    if spec.value_label.is_some() {
+                        labels.push(value_name.to_string());
+                    }
+                    labels.extend(spec.static_labels.iter().map(|(_, v)| v.to_string()));
+                    if !seen.insert(labels.clone()) {
+                        return Err(DiagError::Mapping(format!(
+                            "metric `{}`: two rows have the labels {labels:?}",
+                            spec.name
+                        )));
+                    }
+                    samples.push((labels, value));
+                }
+            }
+        }
+        out.push(Family {
+            spec: spec.clone(),
+            label_names,
+            samples,
+        });
+    }
+    Ok(out)
+}
+
+/// The built-in diagnostics, in one explicit list.
+pub fn builtin() -> Vec<Arc<dyn Diagnostic>> {
+    vec![
+        Arc::new(dags::states()),
+        Arc::new(dag_runs::active()),
+        Arc::new(task_instances::active()),
+        Arc::new(components::heartbeats()),
+    ]
+}
+
+/// Checks that diagnostic names and metric names are unique across `list`.
+pub fn check_unique(list: &[Arc<dyn Diagnostic>]) -> Result<(), String> {
+    let mut names = HashSet::new();
+    let mut metrics = HashSet::new();
+    for d in list {
+        if !names.insert(d.meta().name.clone()) {
+            return Err(format!(
+                "diagnostic `{}` is registered twice",
+                d.meta().name
+            ));
+        }
+        for m in d.metrics() {
+            if !metrics.insert(m.name.clone()) {
+                return Err(format!(
+                    "metric `{}` is produced by two diagnostics",
+                    m.name
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::Cell;
+
+    fn rows(columns: &[&str], data: Vec<Vec<Cell>>) -> Rows {
+        Rows {
+            columns: columns.iter().map(|c| c.to_string()).collect(),
+            rows: data,
+        }
+    }
+
+    #[test]
+    fn builtins_are_unique() {
+        check_unique(&builtin()).unwrap();
+    }
+
+    #[test]
+    fn maps_value_columns_and_labels() {
+        let spec = Arc::new(
+            MetricSpec::gauge("airflow_x", "X", "")
+                .labels(&["pool"])
+                .value_columns("state", &["queued", "running"]),
+        );
+        let r = rows(
+            &["pool", "queued", "running"],
+            vec![
+                vec![Cell::Text("default".into()), Cell::Int(3), Cell::Float(1.5)],
+                vec![
+                    Cell::Text("tiny".into()),
+                    Cell::Null,
+                    Cell::Text("2".into()),
+                ],
+            ],
+        );
+        let fams = map_rows(&r, &[spec]).unwrap();
+        assert_eq!(&*fams[0].label_names, ["pool", "state"]);
+        assert_eq!(
+            fams[0].samples,
+            vec![
+                (vec!["default".into(), "queued".into()], 3.0),
+                (vec!["default".into(), "running".into()], 1.5),
+                (vec!["tiny".into(), "running".into()], 2.0),
+            ]
+        );
+    }
+
+    #[test]
+    fn duplicate_series_and_missing_columns_are_errors() {
+        let spec = Arc::new(MetricSpec::gauge("airflow_x", "X", "n").labels(&["k"]));
+        let dup = rows(
+            &["k", "n"],
+            vec![
+                vec![Cell::Text("a".into()), Cell::Int(1)],
+                vec![Cell::Text("a".into()), Cell::Int(2)],
+            ],
+        );
+        assert!(
+            map_rows(&dup, std::slice::from_ref(&spec))
+                .unwrap_err()
+                .to_string()
+                .contains("two rows")
+        );
+        let missing = rows(&["k"], vec![vec![Cell::Text("a".into())]]);
+        assert!(
+            map_rows(&missing, std::slice::from_ref(&spec))
+                .unwrap_err()
+                .to_string()
+                .contains("`n` is missing")
+        );
+        let text = rows(
+            &["k", "n"],
+            vec![vec![Cell::Text("a".into()), Cell::Text("many".into())]],
+        );
+        assert!(
+            map_rows(&text, &[spec])
+                .unwrap_err()
+                .to_string()
+                .contains("non-number")
+        );
+    }
+}

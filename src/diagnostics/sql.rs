@@ -1,0 +1,48 @@
+//! Small SQL helpers that differ by dialect.
+//!
+//! Timestamps leave the database as UNIX seconds (a float), so that no
+//! diagnostic depends on how a driver decodes `TIMESTAMP` columns:
+//! PostgreSQL stores `timestamptz`, MySQL `TIMESTAMP(6)` (read in a `+00:00`
+//! session), SQLite naive UTC text.
+
+use crate::db::Dialect;
+
+/// `expr` (a timestamp column) as UNIX seconds.
+pub fn epoch(dialect: Dialect, expr: &str) -> String {
+    match dialect {
+        Dialect::Postgres => format!("EXTRACT(EPOCH FROM {expr})"),
+        Dialect::MySql => format!("UNIX_TIMESTAMP({expr})"),
+        // julianday() of the Unix epoch is 2440587.5.
+        Dialect::Sqlite => format!("((julianday({expr}) - 2440587.5) * 86400.0)"),
+    }
+}
+
+/// A timestamp `secs` seconds before now, comparable with Airflow's
+/// timestamp columns (so an index on the column can be used).
+pub fn ago(dialect: Dialect, secs: u64) -> String {
+    match dialect {
+        Dialect::Postgres => format!("(now() - interval '{secs} seconds')"),
+        Dialect::MySql => format!("(NOW(6) - INTERVAL {secs} SECOND)"),
+        // Airflow writes 'YYYY-MM-DD HH:MM:SS[.ffffff]'; strftime gives the
+        // same shape, so text comparison orders correctly.
+        Dialect::Sqlite => format!("strftime('%Y-%m-%d %H:%M:%f', 'now', '-{secs} seconds')"),
+    }
+}
+
+/// A boolean column compared with true, portable across the dialects
+/// (PostgreSQL `boolean`, MySQL `tinyint(1)`, SQLite integer).
+pub fn is_true(column: &str) -> String {
+    format!("{column} = true")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes() {
+        assert_eq!(epoch(Dialect::Postgres, "j.x"), "EXTRACT(EPOCH FROM j.x)");
+        assert!(ago(Dialect::Sqlite, 60).contains("-60 seconds"));
+        assert_eq!(is_true("is_paused"), "is_paused = true");
+    }
+}

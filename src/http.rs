@@ -1,0 +1,141 @@
+//! The HTTP side: `/metrics`, `/healthz`, `/readyz` and a landing page.
+//!
+//! `/metrics` is encoded from the in-memory store; a scrape never queries
+//! the database. Content negotiation: a scraper that accepts
+//! `application/openmetrics-text` (Prometheus does) gets OpenMetrics, anything
+//! else (curl, older scrapers) the classic text format 0.0.4.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+
+use crate::metrics::{CLASSIC_CONTENT_TYPE, Exposition, OPENMETRICS_CONTENT_TYPE, Store};
+
+/// Shared state of the handlers.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The snapshot.
+    pub store: Arc<Store>,
+    /// Its encoders.
+    pub exposition: Arc<Exposition>,
+}
+
+impl AppState {
+    /// State for a store.
+    pub fn new(store: Arc<Store>) -> AppState {
+        AppState {
+            exposition: Arc::new(Exposition::new(store.clone())),
+            store,
+        }
+    }
+}
+
+/// The router.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(landing))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// Whether the `Accept` header asks for OpenMetrics.
+pub fn wants_openmetrics(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|part| {
+            let mut fields = part.split(';').map(str::trim);
+            let media = fields.next().unwrap_or("");
+            // A client may list OpenMetrics with q=0 to refuse it.
+            let refused = fields.any(|f| {
+                f.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            media.eq_ignore_ascii_case("application/openmetrics-text") && !refused
+        })
+}
+
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let (body, ctype) = if wants_openmetrics(&headers) {
+        (state.exposition.openmetrics(), OPENMETRICS_CONTENT_TYPE)
+    } else {
+        (state.exposition.classic(), CLASSIC_CONTENT_TYPE)
+    };
+    (
+        [(header::CONTENT_TYPE, HeaderValue::from_static(ctype))],
+        body,
+    )
+        .into_response()
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    if state.store.ready() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: first collection still running\n",
+        )
+            .into_response()
+    }
+}
+
+async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        "not found; see / for the endpoints\n",
+    )
+        .into_response()
+}
+
+async fn landing() -> Html<String> {
+    Html(format!(
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>windsock</title></head>\n\
+         <body><h1>windsock {}</h1>\n\
+         <p>Prometheus metrics from an Apache Airflow metadata database.</p>\n<ul>\n\
+         <li><a href=\"/metrics\">/metrics</a> (OpenMetrics or Prometheus text)</li>\n\
+         <li><a href=\"/healthz\">/healthz</a> (process alive)</li>\n\
+         <li><a href=\"/readyz\">/readyz</a> (first collection done)</li>\n\
+         </ul></body></html>\n",
+        crate::VERSION
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accept(v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::ACCEPT, HeaderValue::from_str(v).unwrap());
+        h
+    }
+
+    #[test]
+    fn negotiation() {
+        // What Prometheus 2.42 sends.
+        assert!(wants_openmetrics(&accept(
+            "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+        )));
+        assert!(!wants_openmetrics(&accept("*/*")));
+        assert!(!wants_openmetrics(&accept("text/plain")));
+        assert!(!wants_openmetrics(&accept(
+            "application/openmetrics-text;q=0,text/plain"
+        )));
+        assert!(!wants_openmetrics(&HeaderMap::new()));
+    }
+}

@@ -1,0 +1,121 @@
+//! The `windsock` binary: parses the command line and maps outcomes to exit
+//! statuses (64 = bad config, 69 = database unavailable, 1 = other failure).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use windsock::cli::{Cli, Command, ConfigCommand, TargetArgs};
+use windsock::config::{Settings, TargetSettings, ValidatedConfig};
+
+/// sysexits EX_CONFIG-ish: the configuration is unusable.
+const EXIT_CONFIG: u8 = 64;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("windsock: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(dispatch(cli))
+}
+
+/// Loads and validates the config, adding `--db-url` as a single target.
+fn load(args: &TargetArgs) -> Result<ValidatedConfig, ExitCode> {
+    let mut settings = Settings::load(args.config.config.as_deref()).map_err(config_error)?;
+    if let Some(url) = &args.db_url {
+        settings.targets = vec![TargetSettings {
+            environment: args.environment.clone(),
+            url: url.clone(),
+            password_file: None,
+            password_env: None,
+        }];
+    }
+    windsock::logging::init(&settings.log);
+    settings.validate().map_err(config_error)
+}
+
+fn config_error(e: windsock::config::ConfigError) -> ExitCode {
+    eprintln!("windsock: invalid configuration: {e}");
+    ExitCode::from(EXIT_CONFIG)
+}
+
+async fn dispatch(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Run(args) => {
+            let mut config = match load(&args.target) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            if let Some(listen) = args.listen {
+                config.listen = listen;
+            }
+            match windsock::daemon::run(config, windsock::daemon::shutdown_signal()).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e @ windsock::daemon::DaemonError::NoTargets) => {
+                    eprintln!("windsock: invalid configuration: {e}");
+                    ExitCode::from(EXIT_CONFIG)
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "windsock stopped.");
+                    eprintln!("windsock: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Check(args) => {
+            let config = match load(&args) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let mut report = String::new();
+            let res = windsock::check::run(&config, &mut report).await;
+            print!("{report}");
+            match res {
+                Ok(outcome) => ExitCode::from(outcome.exit_code()),
+                Err(e @ windsock::daemon::DaemonError::NoTargets) => {
+                    eprintln!("windsock: invalid configuration: {e}");
+                    ExitCode::from(EXIT_CONFIG)
+                }
+                Err(e) => {
+                    eprintln!("windsock: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Config(ConfigCommand::Validate(args)) => {
+            let settings = match Settings::load(args.config.as_deref()) {
+                Ok(s) => s,
+                Err(e) => return config_error(e),
+            };
+            match settings.validate() {
+                Ok(v) => {
+                    println!(
+                        "configuration is valid: listen {}, {} target(s){}",
+                        v.listen,
+                        v.targets.len(),
+                        v.targets
+                            .iter()
+                            .map(|t| format!("\n  {}: {}", t.environment, t.url))
+                            .collect::<String>()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => config_error(e),
+            }
+        }
+        Command::Demo(args) => match windsock::demo::run(args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("windsock demo: {e:#}");
+                ExitCode::from(1)
+            }
+        },
+    }
+}

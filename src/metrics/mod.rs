@@ -1,0 +1,479 @@
+//! The in-memory snapshot that `/metrics` encodes, and the encoders.
+//!
+//! The runner publishes each diagnostic's families into the [`Store`],
+//! replacing that diagnostic's previous families whole (so series whose
+//! labels disappeared are gone). A scrape takes a read lock, encodes, and
+//! never waits on the database. When a diagnostic fails, its last good
+//! families stay published and the failure shows in the self-metrics
+//! (`windsock_diagnostic_success`, `..._last_success_timestamp_seconds`).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+
+use crate::airflow::Schema;
+use crate::diagnostics::{Family, MetricKind};
+
+/// Content type of the OpenMetrics text format.
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// Content type of the classic Prometheus text format.
+pub const CLASSIC_CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+
+/// Seconds since the UNIX epoch, now.
+pub fn now_unix() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// What the store knows about one diagnostic on one target.
+#[derive(Debug, Clone, Default)]
+pub struct DiagnosticState {
+    /// Last published families (kept when a later run fails).
+    pub families: Arc<Vec<Family>>,
+    /// Whether the latest run succeeded.
+    pub success: bool,
+    /// Duration of the latest run, seconds.
+    pub duration_seconds: f64,
+    /// Rows returned by the latest successful run.
+    pub rows: u64,
+    /// UNIX time of the latest success.
+    pub last_success: Option<f64>,
+    /// Failures by error kind since start.
+    pub errors: BTreeMap<&'static str, u64>,
+    /// Runs since start.
+    pub runs: u64,
+}
+
+/// What the store knows about one target.
+#[derive(Debug, Clone, Default)]
+pub struct TargetState {
+    /// Whether the latest contact with the DB worked (`None`: not tried yet).
+    pub up: Option<bool>,
+    /// The detected schema.
+    pub schema: Option<Arc<Schema>>,
+    /// Per-diagnostic state, by diagnostic name.
+    pub diagnostics: BTreeMap<String, DiagnosticState>,
+    /// Whether the first round of collection has been attempted.
+    pub first_round_done: bool,
+}
+
+/// The shared snapshot of everything `/metrics` shows.
+#[derive(Debug, Default)]
+pub struct Store {
+    targets: RwLock<BTreeMap<String, TargetState>>,
+}
+
+impl Store {
+    /// A store knowing these environments (so `windsock_up` exists from the
+    /// first scrape).
+    pub fn new<'a>(environments: impl IntoIterator<Item = &'a str>) -> Store {
+        let targets = environments
+            .into_iter()
+            .map(|e| (e.to_owned(), TargetState::default()))
+            .collect();
+        Store {
+            targets: RwLock::new(targets),
+        }
+    }
+
+    fn with_target<R>(&self, env: &str, f: impl FnOnce(&mut TargetState) -> R) -> R {
+        let mut guard = self.targets.write().unwrap_or_else(|p| p.into_inner());
+        f(guard.entry(env.to_owned()).or_default())
+    }
+
+    /// Records whether the DB answered.
+    pub fn set_up(&self, env: &str, up: bool) {
+        self.with_target(env, |t| t.up = Some(up));
+    }
+
+    /// Records the detected schema; drops the diagnostics of the old one.
+    pub fn set_schema(&self, env: &str, schema: Arc<Schema>) {
+        self.with_target(env, |t| {
+            if t.schema.as_deref() != Some(&schema) {
+                t.diagnostics.clear();
+            }
+            t.schema = Some(schema);
+        });
+    }
+
+    /// Marks the first collection round of `env` as attempted.
+    pub fn set_first_round_done(&self, env: &str) {
+        self.with_target(env, |t| t.first_round_done = true);
+    }
+
+    /// Publishes a successful run.
+    pub fn publish(
+        &self,
+        env: &str,
+        diagnostic: &str,
+        families: Vec<Family>,
+        rows: usize,
+        secs: f64,
+    ) {
+        let now = now_unix();
+        self.with_target(env, |t| {
+            let d = t.diagnostics.entry(diagnostic.to_owned()).or_default();
+            d.families = Arc::new(families);
+            d.success = true;
+            d.duration_seconds = secs;
+            d.rows = rows as u64;
+            d.last_success = Some(now);
+            d.runs += 1;
+        });
+    }
+
+    /// Records a failed run; the last good families stay.
+    pub fn fail(&self, env: &str, diagnostic: &str, kind: &'static str, secs: f64) {
+        self.with_target(env, |t| {
+            let d = t.diagnostics.entry(diagnostic.to_owned()).or_default();
+            d.success = false;
+            d.duration_seconds = secs;
+            *d.errors.entry(kind).or_default() += 1;
+            d.runs += 1;
+        });
+    }
+
+    /// Whether every target finished its first round.
+    pub fn ready(&self) -> bool {
+        let guard = self.targets.read().unwrap_or_else(|p| p.into_inner());
+        guard.values().all(|t| t.first_round_done)
+    }
+
+    /// A copy of one target's state (for `check` and tests).
+    pub fn target(&self, env: &str) -> Option<TargetState> {
+        let guard = self.targets.read().unwrap_or_else(|p| p.into_inner());
+        guard.get(env).cloned()
+    }
+}
+
+/// Encodes the store through prometheus-client.
+#[derive(Debug)]
+struct StoreCollector {
+    store: Arc<Store>,
+}
+
+type Labels<'a> = Vec<(&'a str, &'a str)>;
+
+/// A self-metric family assembled at scrape time.
+struct SelfFamily<'a> {
+    name: &'static str,
+    help: &'static str,
+    kind: MetricType,
+    samples: Vec<(Labels<'a>, f64)>,
+}
+
+impl Collector for StoreCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let targets = self.store.targets.read().unwrap_or_else(|p| p.into_inner());
+        let now = now_unix();
+
+        // Diagnostic families, merged across targets under one descriptor.
+        let mut by_name: BTreeMap<&str, Vec<(&str, &Family)>> = BTreeMap::new();
+        for (env, t) in targets.iter() {
+            for d in t.diagnostics.values() {
+                for fam in d.families.iter() {
+                    by_name.entry(&fam.spec.name).or_default().push((env, fam));
+                }
+            }
+        }
+        for (name, fams) in &by_name {
+            let spec = &fams[0].1.spec;
+            let ty = match spec.kind {
+                MetricKind::Gauge => MetricType::Gauge,
+                MetricKind::Counter => MetricType::Counter,
+                MetricKind::Info => MetricType::Info,
+            };
+            let mut m = encoder.encode_descriptor(name, &spec.help, None, ty)?;
+            for (env, fam) in fams {
+                for (values, value) in &fam.samples {
+                    let mut labels: Labels<'_> = Vec::with_capacity(values.len() + 1);
+                    labels.push(("environment", env));
+                    labels.extend(
+                        fam.label_names
+                            .iter()
+                            .map(String::as_str)
+                            .zip(values.iter().map(String::as_str)),
+                    );
+                    let v = if fam.spec.seconds_since {
+                        (now - value).max(0.0)
+                    } else {
+                        *value
+                    };
+                    match spec.kind {
+                        MetricKind::Gauge => m.encode_family(&labels)?.encode_gauge(&v)?,
+                        MetricKind::Counter => m
+                            .encode_family(&labels)?
+                            .encode_counter::<NoLabelSet, f64, f64>(&v, None)?,
+                        MetricKind::Info => m.encode_info(&labels)?,
+                    }
+                }
+            }
+        }
+
+        // Self-metrics.
+        let mut up = Vec::new();
+        let mut schema_info = Vec::new();
+        let mut success = Vec::new();
+        let mut duration = Vec::new();
+        let mut rows = Vec::new();
+        let mut last_success = Vec::new();
+        let mut errors = Vec::new();
+        let mut runs = Vec::new();
+        for (env, t) in targets.iter() {
+            let env = env.as_str();
+            up.push((
+                vec![("environment", env)],
+                f64::from(u8::from(t.up == Some(true))),
+            ));
+            if let Some(s) = &t.schema {
+                schema_info.push(vec![
+                    ("environment", env),
+                    ("airflow_version", s.release.map_or("unknown", |r| r.label)),
+                    ("alembic_revision", s.revision.as_deref().unwrap_or("")),
+                    ("fab_revision", s.fab_revision.as_deref().unwrap_or("")),
+                    ("dialect", s.dialect.as_str()),
+                ]);
+            }
+            for (name, d) in &t.diagnostics {
+                let l = vec![("environment", env), ("diagnostic", name.as_str())];
+                success.push((l.clone(), f64::from(u8::from(d.success))));
+                duration.push((l.clone(), d.duration_seconds));
+                rows.push((l.clone(), d.rows as f64));
+                runs.push((l.clone(), d.runs as f64));
+                if let Some(ts) = d.last_success {
+                    last_success.push((l.clone(), ts));
+                }
+                for (kind, n) in &d.errors {
+                    let mut l = l.clone();
+                    l.push(("kind", kind));
+                    errors.push((l, *n as f64));
+                }
+            }
+        }
+
+        let mut m = encoder.encode_descriptor(
+            "windsock_build",
+            "windsock build information",
+            None,
+            MetricType::Info,
+        )?;
+        m.encode_info(&[("version", crate::VERSION)])?;
+
+        if !schema_info.is_empty() {
+            let mut m = encoder.encode_descriptor(
+                "airflow_schema",
+                "Airflow release detected from the metadata DB's alembic revision",
+                None,
+                MetricType::Info,
+            )?;
+            for labels in &schema_info {
+                m.encode_info(labels)?;
+            }
+        }
+
+        let families = [
+            SelfFamily {
+                name: "windsock_up",
+                help: "Whether the latest contact with the target's metadata DB succeeded",
+                kind: MetricType::Gauge,
+                samples: up,
+            },
+            SelfFamily {
+                name: "windsock_diagnostic_success",
+                help: "Whether the latest run of a diagnostic succeeded (its last good values stay published when not)",
+                kind: MetricType::Gauge,
+                samples: success,
+            },
+            SelfFamily {
+                name: "windsock_diagnostic_duration_seconds",
+                help: "Duration of the latest run of a diagnostic",
+                kind: MetricType::Gauge,
+                samples: duration,
+            },
+            SelfFamily {
+                name: "windsock_diagnostic_rows",
+                help: "Rows returned by the latest successful run of a diagnostic",
+                kind: MetricType::Gauge,
+                samples: rows,
+            },
+            SelfFamily {
+                name: "windsock_diagnostic_last_success_timestamp_seconds",
+                help: "UNIX time of the latest successful run of a diagnostic",
+                kind: MetricType::Gauge,
+                samples: last_success,
+            },
+            SelfFamily {
+                name: "windsock_diagnostic_runs",
+                help: "Runs of a diagnostic since windsock started",
+                kind: MetricType::Counter,
+                samples: runs,
+            },
+            SelfFamily {
+                name: "windsock_diagnostic_errors",
+                help: "Failed runs of a diagnostic by error kind since windsock started",
+                kind: MetricType::Counter,
+                samples: errors,
+            },
+        ];
+        for fam in families {
+            let mut m = encoder.encode_descriptor(fam.name, fam.help, None, fam.kind)?;
+            for (labels, v) in &fam.samples {
+                let mut s = m.encode_family(labels)?;
+                if fam.kind == MetricType::Counter {
+                    s.encode_counter::<NoLabelSet, f64, f64>(v, None)?;
+                } else {
+                    s.encode_gauge(v)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The exposition side: a registry holding the store's collector.
+#[derive(Debug)]
+pub struct Exposition {
+    registry: Registry,
+}
+
+impl Exposition {
+    /// Builds the registry for `store`.
+    pub fn new(store: Arc<Store>) -> Exposition {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(StoreCollector { store }));
+        Exposition { registry }
+    }
+
+    /// OpenMetrics text (ends with `# EOF`).
+    pub fn openmetrics(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    /// Classic Prometheus text format 0.0.4.
+    pub fn classic(&self) -> String {
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use super::*;
+    use crate::diagnostics::MetricSpec;
+
+    fn family(name: &'static str, labels: &[&str], samples: Vec<(Vec<&str>, f64)>) -> Family {
+        Family {
+            spec: Arc::new(MetricSpec {
+                name: Cow::Borrowed(name),
+                ..MetricSpec::gauge(name, "help text", "v")
+            }),
+            label_names: labels
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .into(),
+            samples: samples
+                .into_iter()
+                .map(|(l, v)| (l.into_iter().map(str::to_owned).collect(), v))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn merges_targets_and_drops_vanished_series() {
+        let store = Arc::new(Store::new(["prod", "staging"]));
+        store.publish(
+            "prod",
+            "d",
+            vec![family(
+                "airflow_x",
+                &["state"],
+                vec![(vec!["a"], 1.0), (vec!["b"], 2.0)],
+            )],
+            2,
+            0.1,
+        );
+        store.publish(
+            "staging",
+            "d",
+            vec![family("airflow_x", &["state"], vec![(vec!["a"], 3.0)])],
+            1,
+            0.1,
+        );
+        let exp = Exposition::new(store.clone());
+        let text = exp.classic();
+        assert_eq!(text.matches("# TYPE airflow_x gauge").count(), 1, "{text}");
+        assert!(
+            text.contains("airflow_x{environment=\"prod\",state=\"b\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("airflow_x{environment=\"staging\",state=\"a\"} 3"),
+            "{text}"
+        );
+        // A later run without state b drops that series.
+        store.publish(
+            "prod",
+            "d",
+            vec![family("airflow_x", &["state"], vec![(vec!["a"], 1.0)])],
+            1,
+            0.1,
+        );
+        assert!(!exp.classic().contains("state=\"b\""));
+    }
+
+    #[test]
+    fn failure_keeps_last_values_and_counts_errors() {
+        let store = Arc::new(Store::new(["prod"]));
+        store.publish(
+            "prod",
+            "d",
+            vec![family("airflow_x", &[], vec![(vec![], 7.0)])],
+            1,
+            0.1,
+        );
+        store.fail("prod", "d", "timeout", 5.0);
+        store.fail("prod", "d", "timeout", 5.0);
+        let text = Exposition::new(store).openmetrics();
+        assert!(text.contains("airflow_x{environment=\"prod\"} 7"), "{text}");
+        assert!(
+            text.contains("windsock_diagnostic_success{environment=\"prod\",diagnostic=\"d\"} 0"),
+            "{text}"
+        );
+        assert!(text.contains("windsock_diagnostic_errors_total{environment=\"prod\",diagnostic=\"d\",kind=\"timeout\"} 2"), "{text}");
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+
+    #[test]
+    fn seconds_since_is_computed_at_scrape() {
+        let store = Arc::new(Store::new(["prod"]));
+        let mut fam = family(
+            "airflow_age_seconds",
+            &[],
+            vec![(vec![], now_unix() - 100.0)],
+        );
+        fam.spec = Arc::new(MetricSpec::gauge("airflow_age_seconds", "h", "v").seconds_since());
+        store.publish("prod", "d", vec![fam], 1, 0.0);
+        let text = Exposition::new(store).classic();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("airflow_age_seconds{"))
+            .unwrap();
+        let v: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!((99.0..200.0).contains(&v), "{line}");
+    }
+}

@@ -1,0 +1,261 @@
+//! Runs the registry against each target on its schedule.
+//!
+//! Per target: detect the schema (retrying with backoff while the DB is
+//! down), then run every applicable diagnostic in its own task on its own
+//! interval, with start-up jitter, a per-target limit on concurrent queries,
+//! a deadline per run, and exponential backoff after failures. The schema is
+//! re-detected every `detect_interval`; when it changed (an Airflow
+//! upgrade), the diagnostics are re-planned.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::airflow::{self, DetectError, Schema};
+use crate::config::CollectionSettings;
+use crate::db::Db;
+use crate::diagnostics::{DiagError, Diagnostic, Output};
+use crate::metrics::Store;
+
+/// Everything a target's collection needs.
+#[derive(Debug, Clone)]
+pub struct TargetRunner {
+    /// The `environment` label.
+    pub environment: String,
+    /// The database.
+    pub db: Db,
+    /// The diagnostics to run.
+    pub diagnostics: Arc<Vec<Arc<dyn Diagnostic>>>,
+    /// Where results go.
+    pub store: Arc<Store>,
+    /// Scheduling settings.
+    pub settings: CollectionSettings,
+}
+
+/// Result of running one diagnostic once.
+#[derive(Debug)]
+pub enum RunResult {
+    /// It ran.
+    Ok(Output),
+    /// It failed.
+    Failed(DiagError),
+    /// It does not apply to this schema.
+    Skipped(String),
+}
+
+impl TargetRunner {
+    fn timeout_of(&self, d: &dyn Diagnostic) -> Duration {
+        d.meta().timeout.unwrap_or(self.settings.default_timeout)
+    }
+
+    /// Detects the schema and records the outcome in the store.
+    pub async fn detect(&self) -> Result<Arc<Schema>, DetectError> {
+        let res = airflow::detect(&self.db, self.settings.default_timeout).await;
+        match &res {
+            Ok(schema) => {
+                self.store.set_up(&self.environment, true);
+                self.store
+                    .set_schema(&self.environment, Arc::new(schema.clone()));
+            }
+            Err(DetectError::Db(e)) if e.kind() == "connect" => {
+                self.store.set_up(&self.environment, false);
+            }
+            Err(_) => {}
+        }
+        res.map(Arc::new)
+    }
+
+    /// Runs one diagnostic once and publishes the outcome.
+    pub async fn run_one(&self, d: &dyn Diagnostic, schema: &Schema) -> RunResult {
+        if let Err(skip) = d.applies(schema) {
+            return RunResult::Skipped(skip.to_string());
+        }
+        let name = &d.meta().name;
+        let timeout = self.timeout_of(d);
+        let started = Instant::now();
+        // The DB layer enforces the deadline itself; this outer bound also
+        // covers diagnostics that do work in Rust.
+        let res = match tokio::time::timeout(
+            timeout + Duration::from_secs(5),
+            d.run(&self.db, schema, timeout),
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(_) => Err(DiagError::Db(crate::db::DbError::Timeout {
+                after: timeout,
+                message: "diagnostic did not finish in time".to_owned(),
+            })),
+        };
+        let secs = started.elapsed().as_secs_f64();
+        match res {
+            Ok(out) => {
+                debug!(environment = %self.environment, diagnostic = %name, rows = out.rows, seconds = secs, "Diagnostic ran.");
+                self.store.set_up(&self.environment, true);
+                self.store.publish(
+                    &self.environment,
+                    name,
+                    out.families.clone(),
+                    out.rows,
+                    secs,
+                );
+                RunResult::Ok(out)
+            }
+            Err(error) => {
+                warn!(environment = %self.environment, diagnostic = %name, kind = error.kind(), %error, "Diagnostic failed; its last good values stay published.");
+                if error.kind() == "connect" {
+                    self.store.set_up(&self.environment, false);
+                }
+                self.store.fail(&self.environment, name, error.kind(), secs);
+                RunResult::Failed(error)
+            }
+        }
+    }
+
+    /// Runs forever (until `cancel`): detect, collect, re-detect.
+    pub async fn run(self, cancel: CancellationToken) {
+        let mut retry = Duration::from_secs(1);
+        let mut current: Option<(Arc<Schema>, CancellationToken)> = None;
+        loop {
+            match self.detect().await {
+                Ok(schema) => {
+                    retry = Duration::from_secs(1);
+                    let changed = current.as_ref().is_none_or(|(s, _)| **s != *schema);
+                    if changed {
+                        if let Some((_, old)) = current.take() {
+                            info!(environment = %self.environment, "Schema changed; re-planning diagnostics.");
+                            old.cancel();
+                        }
+                        info!(
+                            environment = %self.environment,
+                            url = %self.db.redacted_url(),
+                            airflow_version = %schema.version_label(),
+                            revision = schema.revision.as_deref().unwrap_or("none"),
+                            dialect = %schema.dialect,
+                            "Detected Airflow metadata DB."
+                        );
+                        let child = cancel.child_token();
+                        self.spawn_collection(schema.clone(), child.clone());
+                        current = Some((schema, child));
+                    }
+                }
+                Err(error) => {
+                    warn!(environment = %self.environment, url = %self.db.redacted_url(), %error, retry_in = ?retry, "Cannot detect the Airflow schema; serving last known values.");
+                    self.store.set_first_round_done(&self.environment);
+                }
+            }
+            let wait = if current.is_some() {
+                self.settings.detect_interval
+            } else {
+                let w = retry;
+                retry = (retry * 2).min(Duration::from_secs(60));
+                w
+            };
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+        self.db.close().await;
+    }
+
+    fn spawn_collection(&self, schema: Arc<Schema>, cancel: CancellationToken) {
+        let sem = Arc::new(Semaphore::new(self.settings.max_concurrent_queries));
+        let applicable: Vec<_> = self
+            .diagnostics
+            .iter()
+            .filter(|d| match d.applies(&schema) {
+                Ok(()) => true,
+                Err(reason) => {
+                    info!(environment = %self.environment, diagnostic = %d.meta().name, %reason, "Diagnostic does not apply to this schema; skipped.");
+                    false
+                }
+            })
+            .cloned()
+            .collect();
+        let remaining = Arc::new(AtomicUsize::new(applicable.len()));
+        if applicable.is_empty() {
+            self.store.set_first_round_done(&self.environment);
+        }
+        for d in applicable {
+            let me = self.clone();
+            let schema = schema.clone();
+            let sem = sem.clone();
+            let cancel = cancel.clone();
+            let remaining = remaining.clone();
+            tokio::spawn(async move {
+                let jitter = me.settings.startup_jitter;
+                let first_delay = if jitter.is_zero() {
+                    Duration::ZERO
+                } else {
+                    rand::rng().random_range(Duration::ZERO..jitter)
+                };
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    () = tokio::time::sleep(first_delay) => {}
+                }
+                let interval = d.meta().interval;
+                let mut failures: u32 = 0;
+                let mut first = true;
+                loop {
+                    let ok = {
+                        let Ok(_permit) = sem.acquire().await else {
+                            return;
+                        };
+                        if cancel.is_cancelled() {
+                            return;
+                        }
+                        matches!(me.run_one(d.as_ref(), &schema).await, RunResult::Ok(_))
+                    };
+                    if first {
+                        first = false;
+                        if remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+                            me.store.set_first_round_done(&me.environment);
+                        }
+                    }
+                    failures = if ok { 0 } else { failures.saturating_add(1) };
+                    let wait = backoff(interval, failures, me.settings.max_backoff);
+                    tokio::select! {
+                        () = cancel.cancelled() => return,
+                        () = tokio::time::sleep(wait) => {}
+                    }
+                }
+            });
+        }
+    }
+}
+
+/// The wait before the next run: the interval, doubled for each consecutive
+/// failure, never more than `max` (and never less than the interval).
+pub fn backoff(interval: Duration, failures: u32, max: Duration) -> Duration {
+    if failures == 0 {
+        return interval;
+    }
+    let factor = 1u32 << failures.min(16);
+    interval.saturating_mul(factor).min(max.max(interval))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let i = Duration::from_secs(15);
+        let max = Duration::from_secs(600);
+        assert_eq!(backoff(i, 0, max), i);
+        assert_eq!(backoff(i, 1, max), Duration::from_secs(30));
+        assert_eq!(backoff(i, 3, max), Duration::from_secs(120));
+        assert_eq!(backoff(i, 30, max), max);
+        // An interval longer than the cap is never shortened by it.
+        assert_eq!(
+            backoff(Duration::from_secs(3600), 2, max),
+            Duration::from_secs(3600)
+        );
+    }
+}
