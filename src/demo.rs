@@ -30,9 +30,9 @@ use crate::config::{Settings, TargetSettings};
 use crate::db::DbError;
 
 /// The Airflow version whose schema the demo uses.
-pub const DEMO_SCHEMA_VERSION: &str = "3.1.8";
+pub const DEMO_SCHEMA_VERSION: &str = "3.3.2";
 /// That schema, as dumped from a DB `airflow db migrate` created.
-pub const DEMO_SCHEMA_SQL: &str = include_str!("../tests/fixtures/schema/3.1.8/sqlite.sql");
+pub const DEMO_SCHEMA_SQL: &str = include_str!("../tests/fixtures/schema/3.3.2/sqlite.sql");
 
 /// Demo failures.
 #[derive(Debug, thiserror::Error)]
@@ -93,10 +93,48 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
     config.listen = args.listen;
     // Quick refresh so the demo shows data within seconds.
     config.settings.collection.startup_jitter = std::time::Duration::from_millis(500);
-    let _ = std::io::stderr().flush();
+    tokio::spawn(keep_alive(args.path.clone()));
     crate::daemon::run(config, crate::daemon::shutdown_signal()).await?;
     Ok(())
 }
+
+/// Plays a live Airflow while the demo runs: every few seconds the
+/// scheduler, triggerer and dag-processor heartbeat, and so do running
+/// tasks, except the zombie candidate, whose heartbeat stays stopped.
+async fn keep_alive(path: std::path::PathBuf) {
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+    let Ok(mut conn) = crate::db::open_writable_sqlite(&path).await else {
+        tracing::warn!("Demo: cannot open the DB for heartbeats; components will look stale.");
+        return;
+    };
+    let mut tick = tokio::time::interval(EVERY);
+    loop {
+        tick.tick().await;
+        let now = ts(crate::metrics::now_unix());
+        let jobs = sqlx::query(
+            "UPDATE job SET latest_heartbeat = ? WHERE state = 'running' \
+             AND job_type IN ('SchedulerJob', 'TriggererJob', 'DagProcessorJob')",
+        )
+        .bind(&now)
+        .execute(&mut conn)
+        .await;
+        let tasks = sqlx::query(
+            "UPDATE task_instance SET last_heartbeat_at = ? WHERE state = 'running' \
+             AND NOT (dag_id = ? AND task_id = ?)",
+        )
+        .bind(&now)
+        .bind(ZOMBIE.0)
+        .bind(ZOMBIE.1)
+        .execute(&mut conn)
+        .await;
+        if let Err(error) = jobs.and(tasks) {
+            tracing::debug!(%error, "Demo heartbeat update failed; retrying.");
+        }
+    }
+}
+
+/// The demo's zombie candidate: (dag_id, task_id).
+pub const ZOMBIE: (&str, &str) = ("sync_crm_us", "pull_accounts");
 
 /// Creates `path` from the embedded schema and fills it. Replaces an
 /// existing file. Returns row counts per table.
@@ -1007,7 +1045,7 @@ pub async fn populate(
 
     // A zombie candidate: running for an hour, heartbeat stopped 20 minutes
     // ago (Airflow 3: the task's own heartbeat; Airflow 2: its LocalTaskJob).
-    let zombie_dag = "sync_crm_us";
+    let zombie_dag = ZOMBIE.0;
     let zombie_run = format!("manual__{}", ts(now - 3600.0).replace(' ', "T"));
     run_id_seq += 1;
     w.insert(
@@ -1051,7 +1089,7 @@ pub async fn populate(
         "task_instance",
         &[
             ("id", uuid7(&mut rng, now - 3590.0).into()),
-            ("task_id", "pull_accounts".into()),
+            ("task_id", ZOMBIE.1.into()),
             ("dag_id", zombie_dag.into()),
             ("run_id", zombie_run.into()),
             ("map_index", V::I(-1)),

@@ -36,6 +36,7 @@ pub mod daemon;
 pub mod db;
 pub mod demo;
 pub mod diagnostics;
+pub mod docs;
 pub mod http;
 pub mod logging;
 pub mod metrics;

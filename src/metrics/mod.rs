@@ -154,6 +154,95 @@ impl Store {
     }
 }
 
+/// A metric windsock produces about itself (not from a diagnostic).
+#[derive(Debug, Clone, Copy)]
+pub struct SelfMetric {
+    /// Registered name (the encoder adds `_total` to counters, `_info` to
+    /// info metrics).
+    pub name: &'static str,
+    /// Help text.
+    pub help: &'static str,
+    /// Metric type.
+    pub kind: MetricKind,
+    /// Labels, in order.
+    pub labels: &'static [&'static str],
+}
+
+const ENV_DIAG: &[&str] = &["environment", "diagnostic"];
+
+/// Every self-metric, in exposition order. The encoder takes names and help
+/// from here, and `docs/metrics.md` is generated from it.
+pub const SELF_METRICS: &[SelfMetric] = &[
+    SelfMetric {
+        name: "windsock_build",
+        help: "windsock build information",
+        kind: MetricKind::Info,
+        labels: &["version"],
+    },
+    SelfMetric {
+        name: "airflow_schema",
+        help: "Airflow release detected from the metadata DB's alembic revision",
+        kind: MetricKind::Info,
+        labels: &[
+            "environment",
+            "airflow_version",
+            "alembic_revision",
+            "fab_revision",
+            "dialect",
+        ],
+    },
+    SelfMetric {
+        name: "windsock_up",
+        help: "Whether the latest contact with the target's metadata DB succeeded",
+        kind: MetricKind::Gauge,
+        labels: &["environment"],
+    },
+    SelfMetric {
+        name: "windsock_diagnostic_success",
+        help: "Whether the latest run of a diagnostic succeeded (its last good values stay published when not)",
+        kind: MetricKind::Gauge,
+        labels: ENV_DIAG,
+    },
+    SelfMetric {
+        name: "windsock_diagnostic_duration_seconds",
+        help: "Duration of the latest run of a diagnostic",
+        kind: MetricKind::Gauge,
+        labels: ENV_DIAG,
+    },
+    SelfMetric {
+        name: "windsock_diagnostic_rows",
+        help: "Rows returned by the latest successful run of a diagnostic",
+        kind: MetricKind::Gauge,
+        labels: ENV_DIAG,
+    },
+    SelfMetric {
+        name: "windsock_diagnostic_last_success_timestamp_seconds",
+        help: "UNIX time of the latest successful run of a diagnostic",
+        kind: MetricKind::Gauge,
+        labels: ENV_DIAG,
+    },
+    SelfMetric {
+        name: "windsock_diagnostic_runs",
+        help: "Runs of a diagnostic since windsock started",
+        kind: MetricKind::Counter,
+        labels: ENV_DIAG,
+    },
+    SelfMetric {
+        name: "windsock_diagnostic_errors",
+        help: "Failed runs of a diagnostic by error kind since windsock started",
+        kind: MetricKind::Counter,
+        labels: &["environment", "diagnostic", "kind"],
+    },
+];
+
+fn metric_type(kind: MetricKind) -> MetricType {
+    match kind {
+        MetricKind::Gauge => MetricType::Gauge,
+        MetricKind::Counter => MetricType::Counter,
+        MetricKind::Info => MetricType::Info,
+    }
+}
+
 /// Encodes the store through prometheus-client.
 #[derive(Debug)]
 struct StoreCollector {
@@ -161,14 +250,6 @@ struct StoreCollector {
 }
 
 type Labels<'a> = Vec<(&'a str, &'a str)>;
-
-/// A self-metric family assembled at scrape time.
-struct SelfFamily<'a> {
-    name: &'static str,
-    help: &'static str,
-    kind: MetricType,
-    samples: Vec<(Labels<'a>, f64)>,
-}
 
 impl Collector for StoreCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
@@ -186,12 +267,8 @@ impl Collector for StoreCollector {
         }
         for (name, fams) in &by_name {
             let spec = &fams[0].1.spec;
-            let ty = match spec.kind {
-                MetricKind::Gauge => MetricType::Gauge,
-                MetricKind::Counter => MetricType::Counter,
-                MetricKind::Info => MetricType::Info,
-            };
-            let mut m = encoder.encode_descriptor(name, &spec.help, None, ty)?;
+            let mut m =
+                encoder.encode_descriptor(name, &spec.help, None, metric_type(spec.kind))?;
             for (env, fam) in fams {
                 for (values, value) in &fam.samples {
                     let mut labels: Labels<'_> = Vec::with_capacity(values.len() + 1);
@@ -259,81 +336,44 @@ impl Collector for StoreCollector {
             }
         }
 
-        let mut m = encoder.encode_descriptor(
-            "windsock_build",
-            "windsock build information",
-            None,
-            MetricType::Info,
-        )?;
-        m.encode_info(&[("version", crate::VERSION)])?;
-
-        if !schema_info.is_empty() {
-            let mut m = encoder.encode_descriptor(
+        let mut by_name: BTreeMap<&str, Vec<(Labels<'_>, f64)>> = BTreeMap::from([
+            (
+                "windsock_build",
+                vec![(vec![("version", crate::VERSION)], 1.0)],
+            ),
+            (
                 "airflow_schema",
-                "Airflow release detected from the metadata DB's alembic revision",
-                None,
-                MetricType::Info,
-            )?;
-            for labels in &schema_info {
-                m.encode_info(labels)?;
+                schema_info.into_iter().map(|l| (l, 1.0)).collect(),
+            ),
+            ("windsock_up", up),
+            ("windsock_diagnostic_success", success),
+            ("windsock_diagnostic_duration_seconds", duration),
+            ("windsock_diagnostic_rows", rows),
+            (
+                "windsock_diagnostic_last_success_timestamp_seconds",
+                last_success,
+            ),
+            ("windsock_diagnostic_runs", runs),
+            ("windsock_diagnostic_errors", errors),
+        ]);
+        for meta in SELF_METRICS {
+            let samples = by_name.remove(meta.name).unwrap_or_default();
+            if samples.is_empty() && meta.kind == MetricKind::Info {
+                continue;
             }
-        }
-
-        let families = [
-            SelfFamily {
-                name: "windsock_up",
-                help: "Whether the latest contact with the target's metadata DB succeeded",
-                kind: MetricType::Gauge,
-                samples: up,
-            },
-            SelfFamily {
-                name: "windsock_diagnostic_success",
-                help: "Whether the latest run of a diagnostic succeeded (its last good values stay published when not)",
-                kind: MetricType::Gauge,
-                samples: success,
-            },
-            SelfFamily {
-                name: "windsock_diagnostic_duration_seconds",
-                help: "Duration of the latest run of a diagnostic",
-                kind: MetricType::Gauge,
-                samples: duration,
-            },
-            SelfFamily {
-                name: "windsock_diagnostic_rows",
-                help: "Rows returned by the latest successful run of a diagnostic",
-                kind: MetricType::Gauge,
-                samples: rows,
-            },
-            SelfFamily {
-                name: "windsock_diagnostic_last_success_timestamp_seconds",
-                help: "UNIX time of the latest successful run of a diagnostic",
-                kind: MetricType::Gauge,
-                samples: last_success,
-            },
-            SelfFamily {
-                name: "windsock_diagnostic_runs",
-                help: "Runs of a diagnostic since windsock started",
-                kind: MetricType::Counter,
-                samples: runs,
-            },
-            SelfFamily {
-                name: "windsock_diagnostic_errors",
-                help: "Failed runs of a diagnostic by error kind since windsock started",
-                kind: MetricType::Counter,
-                samples: errors,
-            },
-        ];
-        for fam in families {
-            let mut m = encoder.encode_descriptor(fam.name, fam.help, None, fam.kind)?;
-            for (labels, v) in &fam.samples {
-                let mut s = m.encode_family(labels)?;
-                if fam.kind == MetricType::Counter {
-                    s.encode_counter::<NoLabelSet, f64, f64>(v, None)?;
-                } else {
-                    s.encode_gauge(v)?;
+            let mut m =
+                encoder.encode_descriptor(meta.name, meta.help, None, metric_type(meta.kind))?;
+            for (labels, v) in &samples {
+                match meta.kind {
+                    MetricKind::Info => m.encode_info(labels)?,
+                    MetricKind::Counter => m
+                        .encode_family(labels)?
+                        .encode_counter::<NoLabelSet, f64, f64>(v, None)?,
+                    MetricKind::Gauge => m.encode_family(labels)?.encode_gauge(v)?,
                 }
             }
         }
+        debug_assert!(by_name.is_empty(), "undocumented self-metric: {by_name:?}");
         Ok(())
     }
 }

@@ -1,0 +1,158 @@
+//! The binary's command line: help, version, config validation and exit
+//! statuses for bad input.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn windsock(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_windsock"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("WINDSOCK_CONFIG")
+        .env_remove("WINDSOCK_DB_URL")
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn testdata(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/testdata")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+#[test]
+fn help_and_version() {
+    let o = windsock(&["--help"]);
+    assert!(o.status.success());
+    let t = text(&o);
+    for sub in ["run", "check", "config", "demo"] {
+        assert!(t.contains(sub), "{sub} missing from --help:\n{t}");
+    }
+    let o = windsock(&["--version"]);
+    assert_eq!(
+        text(&o).trim(),
+        format!("windsock {}", env!("CARGO_PKG_VERSION"))
+    );
+    let o = windsock(&["check", "--help"]);
+    assert!(
+        text(&o).contains("69"),
+        "check --help explains exit statuses"
+    );
+}
+
+#[test]
+fn example_config_is_valid() {
+    let example = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/windsock.example.toml");
+    let o = windsock(&["config", "validate", "-c", example.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("configuration is valid"));
+}
+
+/// Each bad config exits 64 with a message naming the key.
+#[test]
+fn bad_configs_name_the_key() {
+    let cases = [
+        (
+            "unknown_key.toml",
+            &["server.listen_addr", "unknown field"][..],
+        ),
+        (
+            "bad_duration.toml",
+            &[
+                "database.statement_timeout",
+                "invalid duration",
+                "5 parsecs",
+            ][..],
+        ),
+        (
+            "bad_url.toml",
+            &["targets[0].url", "unsupported database scheme `oracle`"][..],
+        ),
+        ("bad_listen.toml", &["server.listen", "not an address"][..]),
+        ("bad_type.toml", &["collection.max_concurrent_queries"][..]),
+    ];
+    for (file, needles) in cases {
+        let o = windsock(&["config", "validate", "-c", &testdata(file)]);
+        assert_eq!(o.status.code(), Some(64), "{file}: {}", text(&o));
+        let t = text(&o);
+        for n in needles {
+            assert!(t.contains(n), "{file}: expected {n:?} in:\n{t}");
+        }
+        assert!(!t.contains("hunter2"), "{file}: password leaked:\n{t}");
+    }
+}
+
+/// `run` with a bad config exits 64 before binding its port.
+#[test]
+fn run_with_bad_config_exits_before_binding() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let started = std::time::Instant::now();
+    let o = windsock(&[
+        "run",
+        "-c",
+        &testdata("bad_duration.toml"),
+        "--listen",
+        &listen,
+    ]);
+    assert_eq!(o.status.code(), Some(64), "{}", text(&o));
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert!(!text(&o).contains("Listening"), "{}", text(&o));
+}
+
+#[test]
+fn run_without_targets_is_a_config_error() {
+    let o = windsock(&["run", "--listen", "127.0.0.1:0"]);
+    assert_eq!(o.status.code(), Some(64), "{}", text(&o));
+    assert!(text(&o).contains("no targets configured"), "{}", text(&o));
+}
+
+/// An unreachable DB: `check` exits 69 and never prints the password.
+#[test]
+fn check_unreachable_database() {
+    let o = windsock(&[
+        "check",
+        "--db-url",
+        "postgresql+psycopg2://airflow:hunter2@127.0.0.1:1/airflow",
+    ]);
+    assert_eq!(o.status.code(), Some(69), "{}", text(&o));
+    let t = text(&o);
+    assert!(t.contains("unreachable"), "{t}");
+    assert!(t.contains("airflow:***@127.0.0.1:1"), "{t}");
+    assert!(!t.contains("hunter2"), "{t}");
+}
+
+/// Settings come from the environment too, and env wins over the file.
+#[test]
+fn environment_overrides_file() {
+    let o = Command::new(env!("CARGO_BIN_EXE_windsock"))
+        .args(["config", "validate", "-c", &testdata("bad_listen.toml")])
+        .env("WINDSOCK_SERVER__LISTEN", "127.0.0.1:19999")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("listen 127.0.0.1:19999"), "{}", text(&o));
+    let o = Command::new(env!("CARGO_BIN_EXE_windsock"))
+        .args(["config", "validate"])
+        .env("WINDSOCK_DATABASE__LOCK_TIMEOUT", "forever")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(64));
+    assert!(text(&o).contains("database.lock_timeout"), "{}", text(&o));
+}

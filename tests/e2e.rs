@@ -1,0 +1,173 @@
+//! End to end: the `windsock` binary builds the demo DB, serves it on a port
+//! chosen by the OS, and its `/metrics` is valid in both formats — the
+//! classic format checked by `promtool check metrics`, OpenMetrics by the
+//! strict parser of the Python prometheus_client. SIGTERM stops it cleanly.
+
+mod common;
+
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+
+use common::{Windsock, http_get, wait_ready};
+
+fn run_with_stdin(program: &str, args: &[&str], input: &str) -> (bool, String) {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("{program} is required for this test ({e}); .ci/run installs it")
+        });
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+const OM_PARSE: &str = r#"
+import sys
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+n = 0
+for family in text_string_to_metric_families(sys.stdin.read()):
+    n += len(family.samples)
+print(n)
+"#;
+
+#[test]
+fn demo_serves_valid_metrics_in_both_formats() {
+    let dir = std::env::temp_dir().join(format!("windsock-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("demo.db");
+    let db_s = db.to_str().unwrap();
+
+    // `windsock demo` builds the DB and serves it.
+    let ws = Windsock::start(
+        &[
+            "demo",
+            "--path",
+            db_s,
+            "--regenerate",
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+    );
+    wait_ready(ws.addr);
+
+    let (status, headers, classic) = http_get(ws.addr, "/metrics", None);
+    assert_eq!(status, 200);
+    assert!(
+        headers
+            .iter()
+            .any(|(k, v)| k == "content-type" && v.starts_with("text/plain; version=0.0.4")),
+        "{headers:?}"
+    );
+    // The demo's known shape.
+    for expected in [
+        "airflow_dags{environment=\"demo\",state=\"active\"} 25",
+        "airflow_dags{environment=\"demo\",state=\"paused\"} 3",
+        "airflow_dags{environment=\"demo\",state=\"stale\"} 2",
+        "airflow_dag_runs{environment=\"demo\",state=\"running\"} 5",
+        "airflow_task_instances{environment=\"demo\",state=\"queued\"} 13",
+        "windsock_up{environment=\"demo\"} 1",
+        "airflow_schema_info{environment=\"demo\",airflow_version=\"3.3.x\",alembic_revision=\"d2f4e1b3c5a7\",fab_revision=\"02ca36b0235b\",dialect=\"sqlite\"} 1",
+        "airflow_component_heartbeat_age_seconds{environment=\"demo\",component=\"scheduler\",hostname=\"scheduler-0\"}",
+        "windsock_diagnostic_success{environment=\"demo\",diagnostic=\"dag_states\"} 1",
+        "# TYPE windsock_build_info gauge",
+    ] {
+        assert!(
+            classic.contains(expected),
+            "missing {expected:?} in:\n{classic}"
+        );
+    }
+    assert!(!classic.contains("# EOF"));
+    let (ok, out) = run_with_stdin("promtool", &["check", "metrics"], &classic);
+    assert!(ok, "promtool check metrics failed:\n{out}\n---\n{classic}");
+
+    let (status, headers, om) = http_get(
+        ws.addr,
+        "/metrics",
+        Some("application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"),
+    );
+    assert_eq!(status, 200);
+    assert!(
+        headers
+            .iter()
+            .any(|(k, v)| k == "content-type" && v.starts_with("application/openmetrics-text")),
+        "{headers:?}"
+    );
+    assert!(om.ends_with("# EOF\n"), "{om}");
+    let (ok, out) = run_with_stdin("python3", &["-c", OM_PARSE], &om);
+    assert!(ok, "OpenMetrics parse failed:\n{out}\n---\n{om}");
+    let samples: usize = out.trim().parse().unwrap();
+    assert!(samples > 20, "only {samples} samples parsed");
+
+    // Landing page and health.
+    assert_eq!(http_get(ws.addr, "/healthz", None).0, 200);
+    let (status, _, landing) = http_get(ws.addr, "/", None);
+    assert_eq!(status, 200);
+    assert!(landing.contains("href=\"/metrics\""));
+
+    let (status, log) = ws.terminate();
+    assert!(status.success(), "exit {status:?}; log:\n{log}");
+    assert!(log.contains("Shutdown requested"), "{log}");
+    assert!(log.contains("Stopped."), "{log}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The demo keeps its components alive: the scheduler's heartbeat age stays
+/// small while the zombie candidate's task heartbeat keeps ageing.
+#[test]
+fn demo_generate_only_then_check() {
+    let dir = std::env::temp_dir().join(format!("windsock-e2e-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("demo.db");
+    let bin = env!("CARGO_BIN_EXE_windsock");
+    let out = Command::new(bin)
+        .args(["demo", "--generate-only", "--path", db.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Demo metadata DB created."));
+    let url = format!("sqlite:///{}", db.display());
+    let out = Command::new(bin)
+        .args(["check", "--db-url", &url])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("airflow:  3.3.x (alembic d2f4e1b3c5a7"),
+        "{text}"
+    );
+    for d in [
+        "dag_states",
+        "dag_run_states",
+        "task_instance_states",
+        "component_heartbeats",
+    ] {
+        assert!(
+            text.lines()
+                .any(|l| l.trim_start().starts_with("ok") && l.contains(d)),
+            "{d} not ok in:\n{text}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
