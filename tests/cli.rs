@@ -156,3 +156,19 @@ fn environment_overrides_file() {
     assert_eq!(o.status.code(), Some(64));
     assert!(text(&o).contains("database.lock_timeout"), "{}", text(&o));
 }
+
+#[test]
+fn yaml_config_with_two_targets() {
+    let o = windsock(&["config", "validate", "-c", &testdata("good.yaml")]);
+    assert!(o.status.success(), "{}", text(&o));
+    let t = text(&o);
+    assert!(t.contains("2 target(s)"), "{t}");
+    assert!(
+        t.contains("prod: mysql://windsock_ro@airflow-db:3306/airflow"),
+        "{t}"
+    );
+    assert!(
+        t.contains("dev: sqlite:////var/lib/airflow/airflow.db"),
+        "{t}"
+    );
+}
