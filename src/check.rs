@@ -73,9 +73,9 @@ pub async fn run(config: &ValidatedConfig, out: &mut String) -> Result<Outcome, 
             .collect();
         let _ = writeln!(out, "  schema:   {}", caps.join("; "));
         let _ = writeln!(out, "  diagnostics:");
-        for d in r.diagnostics.iter() {
-            let name = &d.meta().name;
-            match r.run_one(d.as_ref(), &schema).await {
+        for p in r.plan.iter() {
+            let name = &p.diagnostic.meta().name;
+            match r.run_one(p, &schema).await {
                 RunResult::Ok(o) => {
                     let secs = store
                         .target(&r.environment)

@@ -13,9 +13,10 @@ use tracing::{info, warn};
 
 use crate::config::ValidatedConfig;
 use crate::db::{Db, DbError};
-use crate::diagnostics::{self, Diagnostic};
+use crate::diagnostics;
 use crate::http::{AppState, router};
 use crate::metrics::Store;
+use crate::metrics::limits::Limits;
 use crate::runner::TargetRunner;
 
 /// Errors that stop the daemon.
@@ -48,9 +49,6 @@ pub fn runners(
     if config.targets.is_empty() {
         return Err(DaemonError::NoTargets);
     }
-    let list: Vec<Arc<dyn Diagnostic>> = diagnostics::builtin();
-    diagnostics::check_unique(&list).map_err(DaemonError::Registry)?;
-    let list = Arc::new(list);
     config
         .targets
         .iter()
@@ -58,9 +56,12 @@ pub fn runners(
             Ok(TargetRunner {
                 environment: t.environment.clone(),
                 db: Db::new(&t.url, &config.settings.database)?,
-                diagnostics: list.clone(),
+                plan: Arc::new(
+                    diagnostics::registry(&config.settings).map_err(DaemonError::Registry)?,
+                ),
                 store: store.clone(),
                 settings: config.settings.collection.clone(),
+                limits: Arc::new(Limits::new(&config.settings.cardinality)),
             })
         })
         .collect()
@@ -93,9 +94,10 @@ pub async fn run(
     config: ValidatedConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), DaemonError> {
-    let store = Arc::new(Store::new(
-        config.targets.iter().map(|t| t.environment.as_str()),
-    ));
+    let store = Arc::new(
+        Store::new(config.targets.iter().map(|t| t.environment.as_str()))
+            .with_max_series(config.settings.cardinality.max_series),
+    );
     let runners = runners(&config, &store)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -43,7 +43,7 @@ pub fn metrics_markdown() -> String {
          | metric | type | labels | meaning | diagnostic (interval) | needs |\n\
          |---|---|---|---|---|---|\n",
     );
-    for d in diagnostics::builtin() {
+    for d in diagnostics::builtin(&std::sync::Arc::new(diagnostics::Context::default())) {
         let meta = d.meta();
         let needs = if meta.requires.is_empty() {
             "all versions".to_owned()

@@ -19,8 +19,9 @@ use tracing::{debug, info, warn};
 use crate::airflow::{self, DetectError, Schema};
 use crate::config::CollectionSettings;
 use crate::db::Db;
-use crate::diagnostics::{DiagError, Diagnostic, Output};
+use crate::diagnostics::{DiagError, Output, Planned};
 use crate::metrics::Store;
+use crate::metrics::limits::Limits;
 
 /// Everything a target's collection needs.
 #[derive(Debug, Clone)]
@@ -29,12 +30,15 @@ pub struct TargetRunner {
     pub environment: String,
     /// The database.
     pub db: Db,
-    /// The diagnostics to run.
-    pub diagnostics: Arc<Vec<Arc<dyn Diagnostic>>>,
+    /// The diagnostics to run, with their schedules (this target's own
+    /// instances).
+    pub plan: Arc<Vec<Planned>>,
     /// Where results go.
     pub store: Arc<Store>,
     /// Scheduling settings.
     pub settings: CollectionSettings,
+    /// Cardinality limits applied before publishing.
+    pub limits: Arc<Limits>,
 }
 
 /// Result of running one diagnostic once.
@@ -49,10 +53,6 @@ pub enum RunResult {
 }
 
 impl TargetRunner {
-    fn timeout_of(&self, d: &dyn Diagnostic) -> Duration {
-        d.meta().timeout.unwrap_or(self.settings.default_timeout)
-    }
-
     /// Detects the schema and records the outcome in the store.
     pub async fn detect(&self) -> Result<Arc<Schema>, DetectError> {
         let res = airflow::detect(&self.db, self.settings.default_timeout).await;
@@ -71,12 +71,13 @@ impl TargetRunner {
     }
 
     /// Runs one diagnostic once and publishes the outcome.
-    pub async fn run_one(&self, d: &dyn Diagnostic, schema: &Schema) -> RunResult {
+    pub async fn run_one(&self, planned: &Planned, schema: &Schema) -> RunResult {
+        let d = planned.diagnostic.as_ref();
         if let Err(skip) = d.applies(schema) {
             return RunResult::Skipped(skip.to_string());
         }
         let name = &d.meta().name;
-        let timeout = self.timeout_of(d);
+        let timeout = planned.timeout;
         let started = Instant::now();
         // The DB layer enforces the deadline itself; this outer bound also
         // covers diagnostics that do work in Rust.
@@ -166,14 +167,18 @@ impl TargetRunner {
 
     fn spawn_collection(&self, schema: Arc<Schema>, cancel: CancellationToken) {
         let sem = Arc::new(Semaphore::new(self.settings.max_concurrent_queries));
-        let applicable: Vec<_> = self
-            .diagnostics
+        let applicable: Vec<Planned> = self
+            .plan
             .iter()
-            .filter(|d| match d.applies(&schema) {
-                Ok(()) => true,
-                Err(reason) => {
-                    info!(environment = %self.environment, diagnostic = %d.meta().name, %reason, "Diagnostic does not apply to this schema; skipped.");
-                    false
+            .filter(|p| {
+                // A new schema invalidates any state kept from the old one.
+                p.diagnostic.reset();
+                match p.diagnostic.applies(&schema) {
+                    Ok(()) => true,
+                    Err(reason) => {
+                        info!(environment = %self.environment, diagnostic = %p.diagnostic.meta().name, %reason, "Diagnostic does not apply to this schema; skipped.");
+                        false
+                    }
                 }
             })
             .cloned()
@@ -199,7 +204,7 @@ impl TargetRunner {
                     () = cancel.cancelled() => return,
                     () = tokio::time::sleep(first_delay) => {}
                 }
-                let interval = d.meta().interval;
+                let interval = d.interval;
                 let mut failures: u32 = 0;
                 let mut first = true;
                 loop {
@@ -210,7 +215,7 @@ impl TargetRunner {
                         if cancel.is_cancelled() {
                             return;
                         }
-                        matches!(me.run_one(d.as_ref(), &schema).await, RunResult::Ok(_))
+                        matches!(me.run_one(&d, &schema).await, RunResult::Ok(_))
                     };
                     if first {
                         first = false;

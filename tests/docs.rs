@@ -33,14 +33,17 @@ async fn every_exported_family_is_documented() {
     let runner = windsock::runner::TargetRunner {
         environment: "demo".into(),
         db,
-        diagnostics: std::sync::Arc::new(windsock::diagnostics::builtin()),
+        plan: std::sync::Arc::new(
+            windsock::diagnostics::registry(&windsock::config::Settings::default()).unwrap(),
+        ),
         store: store.clone(),
         settings: windsock::config::CollectionSettings::default(),
+        limits: std::sync::Arc::new(windsock::metrics::limits::Limits::default()),
     };
     let schema = runner.detect().await.unwrap();
-    for d in runner.diagnostics.iter() {
+    for p in runner.plan.iter() {
         assert!(matches!(
-            runner.run_one(d.as_ref(), &schema).await,
+            runner.run_one(p, &schema).await,
             windsock::runner::RunResult::Ok(_)
         ));
     }
@@ -62,7 +65,8 @@ async fn every_exported_family_is_documented() {
 
 /// Names windsock exports: registry metrics and self-metrics, as exposed.
 fn exported_names() -> Vec<String> {
-    let mut names: Vec<String> = windsock::diagnostics::builtin()
+    let ctx = std::sync::Arc::new(windsock::diagnostics::Context::default());
+    let mut names: Vec<String> = windsock::diagnostics::builtin(&ctx)
         .iter()
         .flat_map(|d| d.metrics().to_vec())
         .map(|m| windsock::docs::exposed_name(&m.name, m.kind))

@@ -20,9 +20,10 @@ fn runner(db: &TestDb, store: &Arc<Store>) -> TargetRunner {
     TargetRunner {
         environment: "t".into(),
         db: db.windsock(&fast_settings()),
-        diagnostics: Arc::new(diagnostics::builtin()),
+        plan: Arc::new(diagnostics::registry(&windsock::config::Settings::default()).unwrap()),
         store: store.clone(),
         settings: CollectionSettings::default(),
+        limits: Arc::new(windsock::metrics::limits::Limits::default()),
     }
 }
 
@@ -65,10 +66,10 @@ async fn scenario_on_every_schema_version() {
         let r = runner(&db, &store);
         let schema = r.detect().await.unwrap();
         let mut all = HashMap::new();
-        for d in r.diagnostics.iter() {
-            match r.run_one(d.as_ref(), &schema).await {
+        for p in r.plan.iter() {
+            match r.run_one(p, &schema).await {
                 RunResult::Ok(out) => all.extend(values(&out.families)),
-                other => panic!("{version}: {}: {other:?}", d.meta().name),
+                other => panic!("{version}: {}: {other:?}", p.diagnostic.meta().name),
             }
         }
         let expect = [
@@ -119,15 +120,12 @@ async fn database_going_away_keeps_last_values() {
     let r = runner(&db, &store);
     let schema = r.detect().await.unwrap();
     let diag = r
-        .diagnostics
+        .plan
         .iter()
-        .find(|d| d.meta().name == "dag_run_states")
+        .find(|p| p.diagnostic.meta().name == "dag_run_states")
         .unwrap()
         .clone();
-    assert!(matches!(
-        r.run_one(diag.as_ref(), &schema).await,
-        RunResult::Ok(_)
-    ));
+    assert!(matches!(r.run_one(&diag, &schema).await, RunResult::Ok(_)));
 
     // Take the database away: every session is terminated and new ones are
     // refused.
@@ -143,7 +141,7 @@ async fn database_going_away_keeps_last_values() {
     .await
     .unwrap();
 
-    let res = tokio::time::timeout(Duration::from_secs(20), r.run_one(diag.as_ref(), &schema))
+    let res = tokio::time::timeout(Duration::from_secs(20), r.run_one(&diag, &schema))
         .await
         .expect("a failing run is bounded in time");
     match res {
@@ -182,10 +180,7 @@ async fn database_going_away_keeps_last_values() {
          VALUES ('d1', 'r1', 'manual', 'running', now(), 0, 'active')",
     )
     .await;
-    assert!(matches!(
-        r.run_one(diag.as_ref(), &schema).await,
-        RunResult::Ok(_)
-    ));
+    assert!(matches!(r.run_one(&diag, &schema).await, RunResult::Ok(_)));
     let text = windsock::metrics::Exposition::new(store).classic();
     assert!(text.contains("windsock_up{environment=\"t\"} 1"), "{text}");
     assert!(

@@ -106,7 +106,7 @@ async fn check_version(dialect: Dialect, version: &str) {
 
     // Every built-in diagnostic runs on the empty schema, or is skipped for
     // a reason the schema explains.
-    for d in diagnostics::builtin() {
+    for d in diagnostics::builtin(&std::sync::Arc::new(diagnostics::Context::default())) {
         match d.applies(&schema) {
             Ok(()) => {
                 let out = d

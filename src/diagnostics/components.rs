@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use super::{Category, Meta, MetricSpec, Skip, SqlDiagnostic, sql};
+use super::{Aggregate, Category, Context, Meta, MetricSpec, Skip, SqlDiagnostic, sql};
 use crate::airflow::Schema;
 
 /// Heartbeats older than this are not reported at all.
@@ -36,19 +36,21 @@ pub(super) fn heartbeats() -> SqlDiagnostic {
                 "UNIX time of the latest heartbeat of a running Airflow component, per host",
                 "heartbeat",
             )
-            .labels(&["component", "hostname"]),
+            .labels(&["component", "hostname"])
+            .merge(Aggregate::Max),
             MetricSpec::gauge(
                 "airflow_component_heartbeat_age_seconds",
                 "Seconds since the latest heartbeat of a running Airflow component, per host",
                 "heartbeat",
             )
             .labels(&["component", "hostname"])
-            .seconds_since(),
+            .seconds_since()
+            .merge(Aggregate::Max),
         ],
     )
 }
 
-fn build(schema: &Schema) -> Result<String, Skip> {
+fn build(schema: &Schema, _ctx: &Context) -> Result<String, Skip> {
     let d = schema.dialect;
     Ok(format!(
         "SELECT CASE job_type WHEN 'SchedulerJob' THEN 'scheduler' \

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use super::{Category, Meta, MetricSpec, Skip, SqlDiagnostic};
+use super::{Category, Context, Meta, MetricSpec, Skip, SqlDiagnostic};
 use crate::airflow::Schema;
 
 /// States counted, in label order.
@@ -37,6 +37,6 @@ pub(super) fn active() -> SqlDiagnostic {
     )
 }
 
-fn build(_schema: &Schema) -> Result<String, Skip> {
+fn build(_schema: &Schema, _ctx: &Context) -> Result<String, Skip> {
     Ok(super::task_instances::count_by_state("dag_run", &STATES))
 }

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use super::{Meta, MetricSpec, Skip, SqlDiagnostic, sql};
+use super::{Context, Meta, MetricSpec, Skip, SqlDiagnostic, sql};
 use crate::airflow::{Capability, Schema};
 
 /// `airflow_dags{state}`.
@@ -32,7 +32,7 @@ pub(super) fn states() -> SqlDiagnostic {
     )
 }
 
-fn build(schema: &Schema) -> Result<String, Skip> {
+fn build(schema: &Schema, _ctx: &Context) -> Result<String, Skip> {
     let stale = if schema.has(Capability::DagIsStale) {
         sql::is_true("is_stale")
     } else if schema.has(Capability::DagIsActive) {

@@ -11,6 +11,7 @@
 //! with its SQL beside its metric declarations.
 
 mod components;
+pub mod custom;
 mod dag_runs;
 mod dags;
 pub mod sql;
@@ -24,6 +25,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::airflow::{Capability, Schema};
+use crate::config::{DeadlineSettings, PerDialectSql, Settings, Thresholds};
 use crate::db::{Db, DbError, Dialect, Rows};
 
 /// Grouping used by reports and docs.
@@ -35,6 +37,8 @@ pub enum Category {
     Runs,
     /// Scheduler, triggerer, dag-processor liveness.
     Components,
+    /// User-defined queries.
+    Custom,
 }
 
 impl Category {
@@ -44,6 +48,7 @@ impl Category {
             Category::Dags => "dags",
             Category::Runs => "runs",
             Category::Components => "components",
+            Category::Custom => "custom",
         }
     }
 }
@@ -81,6 +86,20 @@ pub struct MetricSpec {
     /// The value is a UNIX timestamp; the metric exports the seconds elapsed
     /// since then, computed when scraped (so it stays exact between runs).
     pub seconds_since: bool,
+    /// How series merge when cardinality limits drop a label.
+    pub aggregate: Aggregate,
+}
+
+/// How values merge when a label is dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Aggregate {
+    /// Counts and sizes add up.
+    #[default]
+    Sum,
+    /// The largest value (latest timestamp, longest duration).
+    Max,
+    /// The smallest value (oldest timestamp).
+    Min,
 }
 
 impl MetricSpec {
@@ -95,7 +114,23 @@ impl MetricSpec {
             value_label: None,
             static_labels: Vec::new(),
             seconds_since: false,
+            aggregate: Aggregate::Sum,
         }
+    }
+
+    /// A counter from one value column.
+    pub fn counter(name: &'static str, help: &'static str, value: &'static str) -> MetricSpec {
+        MetricSpec {
+            kind: MetricKind::Counter,
+            ..MetricSpec::gauge(name, help, value)
+        }
+    }
+
+    /// Merges series by this rule when a label is dropped.
+    #[must_use]
+    pub fn merge(mut self, aggregate: Aggregate) -> Self {
+        self.aggregate = aggregate;
+        self
     }
 
     /// Adds key label columns.
@@ -220,33 +255,97 @@ pub trait Diagnostic: Send + Sync + std::fmt::Debug {
 
     /// Runs once.
     async fn run(&self, db: &Db, schema: &Schema, timeout: Duration) -> Result<Output, DiagError>;
+
+    /// Forgets any state kept between runs (called when the schema changed).
+    fn reset(&self) {}
+}
+
+/// What diagnostics may depend on besides the schema: the window and the
+/// thresholds from the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    /// Look-back window of windowed diagnostics.
+    pub window: Duration,
+    /// Thresholds.
+    pub thresholds: Thresholds,
+    /// windsock deadlines.
+    pub deadlines: Vec<DeadlineSettings>,
+}
+
+impl Context {
+    /// The context a configuration describes.
+    pub fn from_settings(s: &Settings) -> Context {
+        Context {
+            window: s.diagnostics.window,
+            thresholds: s.thresholds.clone(),
+            deadlines: s.deadlines.clone(),
+        }
+    }
 }
 
 /// Builds the SQL of a [`SqlDiagnostic`] for a schema, or says why it
 /// cannot run there.
-pub type SqlBuilder = fn(&Schema) -> Result<String, Skip>;
+pub type SqlBuilder = fn(&Schema, &Context) -> Result<String, Skip>;
+
+/// Where a [`SqlDiagnostic`]'s SQL comes from.
+#[derive(Debug, Clone)]
+enum SqlSource {
+    /// Built in Rust from the schema (built-ins).
+    Builder(SqlBuilder),
+    /// Fixed text per dialect (user-defined queries).
+    Fixed(PerDialectSql),
+}
 
 /// The common case: one SELECT, its columns mapped by [`MetricSpec`]s.
 #[derive(Debug)]
 pub struct SqlDiagnostic {
     meta: Meta,
-    sql: SqlBuilder,
+    sql: SqlSource,
     metrics: Vec<Arc<MetricSpec>>,
+    ctx: Arc<Context>,
 }
 
 impl SqlDiagnostic {
-    /// Declares a SQL diagnostic.
+    /// Declares a built-in SQL diagnostic.
     pub fn new(meta: Meta, sql: SqlBuilder, metrics: Vec<MetricSpec>) -> SqlDiagnostic {
         SqlDiagnostic {
             meta,
-            sql,
+            sql: SqlSource::Builder(sql),
             metrics: metrics.into_iter().map(Arc::new).collect(),
+            ctx: Arc::new(Context::default()),
         }
+    }
+
+    /// Declares a diagnostic with fixed SQL per dialect.
+    pub fn fixed(meta: Meta, sql: PerDialectSql, metrics: Vec<MetricSpec>) -> SqlDiagnostic {
+        SqlDiagnostic {
+            meta,
+            sql: SqlSource::Fixed(sql),
+            metrics: metrics.into_iter().map(Arc::new).collect(),
+            ctx: Arc::new(Context::default()),
+        }
+    }
+
+    /// Gives the diagnostic its context.
+    #[must_use]
+    pub fn with_context(mut self, ctx: &Arc<Context>) -> SqlDiagnostic {
+        self.ctx = ctx.clone();
+        self
     }
 
     /// The SQL it would run on `schema` (for `EXPLAIN` tests and `check`).
     pub fn sql_for(&self, schema: &Schema) -> Result<String, Skip> {
-        (self.sql)(schema)
+        match &self.sql {
+            SqlSource::Builder(b) => b(schema, &self.ctx),
+            SqlSource::Fixed(per) => {
+                let text = match schema.dialect {
+                    Dialect::Postgres => &per.postgres,
+                    Dialect::MySql => &per.mysql,
+                    Dialect::Sqlite => &per.sqlite,
+                };
+                text.clone().ok_or(Skip::Dialect(schema.dialect))
+            }
+        }
     }
 }
 
@@ -263,12 +362,14 @@ impl Diagnostic for SqlDiagnostic {
     fn applies(&self, schema: &Schema) -> Result<(), Skip> {
         match self.meta.requires.iter().find(|c| !schema.has(**c)) {
             Some(c) => Err(Skip::Missing(*c)),
-            None => (self.sql)(schema).map(|_| ()),
+            None => self.sql_for(schema).map(|_| ()),
         }
     }
 
     async fn run(&self, db: &Db, schema: &Schema, timeout: Duration) -> Result<Output, DiagError> {
-        let sql = (self.sql)(schema).map_err(|s| DiagError::Mapping(s.to_string()))?;
+        let sql = self
+            .sql_for(schema)
+            .map_err(|s| DiagError::Mapping(s.to_string()))?;
         let rows = db.query(&sql, timeout).await?;
         let families = map_rows(&rows, &self.metrics)?;
         Ok(Output {
@@ -341,14 +442,66 @@ pub fn map_rows(rows: &Rows, specs: &[Arc<MetricSpec>]) -> Result<Vec<Family>, D
     Ok(out)
 }
 
-/// The built-in diagnostics, in one explicit list.
-pub fn builtin() -> Vec<Arc<dyn Diagnostic>> {
+/// The built-in diagnostics, in one explicit list. Each call makes new
+/// instances: stateful diagnostics keep per-target state.
+pub fn builtin(ctx: &Arc<Context>) -> Vec<Arc<dyn Diagnostic>> {
     vec![
-        Arc::new(dags::states()),
-        Arc::new(dag_runs::active()),
-        Arc::new(task_instances::active()),
-        Arc::new(components::heartbeats()),
+        Arc::new(dags::states().with_context(ctx)),
+        Arc::new(dag_runs::active().with_context(ctx)),
+        Arc::new(task_instances::active().with_context(ctx)),
+        Arc::new(components::heartbeats().with_context(ctx)),
     ]
+}
+
+/// A diagnostic with its effective schedule.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    /// The diagnostic.
+    pub diagnostic: Arc<dyn Diagnostic>,
+    /// Interval between runs (built-in default or override).
+    pub interval: Duration,
+    /// Deadline of one run.
+    pub timeout: Duration,
+}
+
+/// Builds the registry a configuration asks for: built-ins and
+/// user-defined queries, overrides applied, disabled ones left out. Called
+/// once per target, so stateful diagnostics never share state.
+pub fn registry(settings: &Settings) -> Result<Vec<Planned>, String> {
+    let ctx = Arc::new(Context::from_settings(settings));
+    let mut list = builtin(&ctx);
+    for (i, q) in settings.queries.iter().enumerate() {
+        let d = custom::build(q).map_err(|e| format!("queries[{i}] (`{}`): {e}", q.name))?;
+        list.push(Arc::new(d.with_context(&ctx)));
+    }
+    check_unique(&list)?;
+    for name in settings.diagnostics.overrides.keys() {
+        if !list.iter().any(|d| d.meta().name == name.as_str()) {
+            return Err(format!(
+                "diagnostics.overrides.{name}: no diagnostic is called `{name}` (see `windsock check` or docs/metrics.md)"
+            ));
+        }
+    }
+    let default_timeout = settings.collection.default_timeout;
+    Ok(list
+        .into_iter()
+        .filter_map(|d| {
+            let o = settings
+                .diagnostics
+                .overrides
+                .get(d.meta().name.as_ref())
+                .cloned()
+                .unwrap_or_default();
+            if o.enabled == Some(false) {
+                return None;
+            }
+            Some(Planned {
+                interval: o.interval.unwrap_or(d.meta().interval),
+                timeout: o.timeout.or(d.meta().timeout).unwrap_or(default_timeout),
+                diagnostic: d,
+            })
+        })
+        .collect())
 }
 
 /// Checks that diagnostic names and metric names are unique across `list`.
@@ -388,7 +541,7 @@ mod tests {
 
     #[test]
     fn builtins_are_unique() {
-        check_unique(&builtin()).unwrap();
+        check_unique(&builtin(&Arc::new(Context::default()))).unwrap();
     }
 
     #[test]

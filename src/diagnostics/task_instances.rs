@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use super::{Category, Meta, MetricSpec, Skip, SqlDiagnostic};
+use super::{Category, Context, Meta, MetricSpec, Skip, SqlDiagnostic};
 use crate::airflow::Schema;
 
 /// Non-terminal task instance states, in label order.
@@ -44,7 +44,7 @@ pub(super) fn active() -> SqlDiagnostic {
     )
 }
 
-fn build(_schema: &Schema) -> Result<String, Skip> {
+fn build(_schema: &Schema, _ctx: &Context) -> Result<String, Skip> {
     Ok(count_by_state("task_instance", &STATES))
 }
 

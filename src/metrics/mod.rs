@@ -16,6 +16,8 @@ use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
+pub mod limits;
+
 use crate::airflow::Schema;
 use crate::diagnostics::{Family, MetricKind};
 
@@ -69,6 +71,8 @@ pub struct TargetState {
 #[derive(Debug, Default)]
 pub struct Store {
     targets: RwLock<BTreeMap<String, TargetState>>,
+    /// Most diagnostic series one scrape exports (0: no cap).
+    max_series: usize,
 }
 
 impl Store {
@@ -81,7 +85,16 @@ impl Store {
             .collect();
         Store {
             targets: RwLock::new(targets),
+            max_series: 0,
         }
+    }
+
+    /// Caps the diagnostic series of one scrape; the overflow is counted in
+    /// `windsock_series_dropped`, never silently lost.
+    #[must_use]
+    pub fn with_max_series(mut self, max: usize) -> Store {
+        self.max_series = max;
+        self
     }
 
     fn with_target<R>(&self, env: &str, f: impl FnOnce(&mut TargetState) -> R) -> R {
@@ -233,6 +246,18 @@ pub const SELF_METRICS: &[SelfMetric] = &[
         kind: MetricKind::Counter,
         labels: &["environment", "diagnostic", "kind"],
     },
+    SelfMetric {
+        name: "windsock_series",
+        help: "Diagnostic series in this scrape",
+        kind: MetricKind::Gauge,
+        labels: &[],
+    },
+    SelfMetric {
+        name: "windsock_series_dropped",
+        help: "Diagnostic series left out of this scrape by cardinality.max_series",
+        kind: MetricKind::Gauge,
+        labels: &[],
+    },
 ];
 
 fn metric_type(kind: MetricKind) -> MetricType {
@@ -265,12 +290,27 @@ impl Collector for StoreCollector {
                 }
             }
         }
+        let cap = if self.store.max_series == 0 {
+            usize::MAX
+        } else {
+            self.store.max_series
+        };
+        let (mut exported, mut dropped) = (0usize, 0usize);
         for (name, fams) in &by_name {
             let spec = &fams[0].1.spec;
+            if exported >= cap {
+                dropped += fams.iter().map(|(_, f)| f.samples.len()).sum::<usize>();
+                continue;
+            }
             let mut m =
                 encoder.encode_descriptor(name, &spec.help, None, metric_type(spec.kind))?;
             for (env, fam) in fams {
                 for (values, value) in &fam.samples {
+                    if exported >= cap {
+                        dropped += 1;
+                        continue;
+                    }
+                    exported += 1;
                     let mut labels: Labels<'_> = Vec::with_capacity(values.len() + 1);
                     labels.push(("environment", env));
                     labels.extend(
@@ -355,6 +395,11 @@ impl Collector for StoreCollector {
             ),
             ("windsock_diagnostic_runs", runs),
             ("windsock_diagnostic_errors", errors),
+            ("windsock_series", vec![(Vec::new(), exported as f64)]),
+            (
+                "windsock_series_dropped",
+                vec![(Vec::new(), dropped as f64)],
+            ),
         ]);
         for meta in SELF_METRICS {
             let samples = by_name.remove(meta.name).unwrap_or_default();
@@ -496,6 +541,37 @@ mod tests {
         );
         assert!(text.contains("windsock_diagnostic_errors_total{environment=\"prod\",diagnostic=\"d\",kind=\"timeout\"} 2"), "{text}");
         assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+
+    #[test]
+    fn series_cap_counts_the_overflow() {
+        let store = Arc::new(Store::new(["prod"]).with_max_series(3));
+        store.publish(
+            "prod",
+            "d",
+            vec![
+                family(
+                    "airflow_a",
+                    &["k"],
+                    vec![(vec!["1"], 1.0), (vec!["2"], 1.0)],
+                ),
+                family(
+                    "airflow_b",
+                    &["k"],
+                    vec![(vec!["1"], 1.0), (vec!["2"], 1.0), (vec!["3"], 1.0)],
+                ),
+            ],
+            5,
+            0.1,
+        );
+        let text = Exposition::new(store).classic();
+        assert!(text.contains("windsock_series 3.0\n"), "{text}");
+        assert!(text.contains("windsock_series_dropped 2.0\n"), "{text}");
+        assert_eq!(
+            text.lines().filter(|l| l.starts_with("airflow_")).count(),
+            3,
+            "{text}"
+        );
     }
 
     #[test]

@@ -17,6 +17,12 @@ use serde::Deserialize;
 
 use crate::db::url::{DbUrl, UrlError};
 
+mod diagnostics;
+pub use diagnostics::{
+    CardinalitySettings, DeadlineSettings, DiagnosticOverride, DiagnosticsSettings, PerDialectSql,
+    QueryMetric, QuerySettings, QuerySql, Thresholds,
+};
+
 /// Why a configuration was rejected. Messages name the offending key.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -59,6 +65,16 @@ pub struct Settings {
     pub collection: CollectionSettings,
     /// Connection and session safety settings, shared by every target.
     pub database: DatabaseSettings,
+    /// The registry: window and per-diagnostic overrides.
+    pub diagnostics: DiagnosticsSettings,
+    /// Values diagnostics and the report judge against.
+    pub thresholds: Thresholds,
+    /// Bounds on exported series.
+    pub cardinality: CardinalitySettings,
+    /// windsock deadlines (SLAs) per DAG.
+    pub deadlines: Vec<DeadlineSettings>,
+    /// User-defined queries.
+    pub queries: Vec<QuerySettings>,
     /// The Airflow metadata databases to watch.
     pub targets: Vec<TargetSettings>,
 }
@@ -385,12 +401,94 @@ impl Settings {
                 url,
             });
         }
+        self.validate_registry()?;
         Ok(ValidatedConfig {
             listen,
             targets,
             settings: self,
         })
     }
+}
+
+impl Settings {
+    fn validate_registry(&self) -> Result<(), ConfigError> {
+        let d = &self.diagnostics;
+        if d.window.is_zero() {
+            return Err(ConfigError::key(
+                "diagnostics.window",
+                "must be greater than zero",
+            ));
+        }
+        let t = &self.thresholds;
+        if !(0.0..=1.0).contains(&t.min_success_rate) {
+            return Err(ConfigError::key(
+                "thresholds.min_success_rate",
+                "is a fraction between 0 and 1 (0.95 for 95 %)",
+            ));
+        }
+        if t.large_dag_bytes > t.critical_dag_bytes {
+            return Err(ConfigError::key(
+                "thresholds.large_dag_bytes",
+                "must not exceed thresholds.critical_dag_bytes",
+            ));
+        }
+        let mut names = BTreeSet::new();
+        for (i, dl) in self.deadlines.iter().enumerate() {
+            let key = |k: &str| format!("deadlines[{i}].{k}");
+            if !valid_label_value(&dl.name) {
+                return Err(ConfigError::key(
+                    key("name"),
+                    "must be 1-64 characters of letters, digits, '-', '_' or '.'",
+                ));
+            }
+            if !names.insert(dl.name.clone()) {
+                return Err(ConfigError::key(
+                    key("name"),
+                    format!("`{}` is used twice", dl.name),
+                ));
+            }
+            if dl.dag_id.trim().is_empty() {
+                return Err(ConfigError::key(key("dag_id"), "is empty"));
+            }
+            if dl.succeed_by.is_none()
+                && dl.max_run_duration.is_none()
+                && dl.max_age_since_success.is_none()
+            {
+                return Err(ConfigError::key(
+                    key("name"),
+                    "set at least one of succeed_by, max_run_duration, max_age_since_success",
+                ));
+            }
+            if let Some(t) = &dl.succeed_by
+                && parse_time_of_day(t).is_none()
+            {
+                return Err(ConfigError::key(
+                    key("succeed_by"),
+                    format!("`{t}` is not a UTC time of day like 06:30"),
+                ));
+            }
+        }
+        for (key, globs) in [
+            ("cardinality.include_dags", &self.cardinality.include_dags),
+            ("cardinality.exclude_dags", &self.cardinality.exclude_dags),
+        ] {
+            if globs.iter().any(|g| g.is_empty()) {
+                return Err(ConfigError::key(key, "contains an empty pattern"));
+            }
+        }
+        crate::diagnostics::registry(self).map_err(|e| {
+            let (key, msg) = e.split_once(": ").unwrap_or(("queries", e.as_str()));
+            ConfigError::key(key, msg)
+        })?;
+        Ok(())
+    }
+}
+
+/// `"HH:MM"` (UTC) as seconds after midnight.
+pub fn parse_time_of_day(text: &str) -> Option<u32> {
+    let (h, m) = text.trim().split_once(':')?;
+    let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+    (h < 24 && m < 60).then_some(h * 3600 + m * 60)
 }
 
 fn url_error(prefix: &str, e: UrlError) -> ConfigError {
@@ -420,13 +518,29 @@ mod humantime_serde_compat {
 
     use serde::{Deserialize, Deserializer};
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(d)?;
+    fn parse<E: serde::de::Error>(text: &str) -> Result<Duration, E> {
         humantime::parse_duration(text.trim()).map_err(|e| {
-            serde::de::Error::custom(format!(
+            E::custom(format!(
                 "invalid duration `{text}` ({e}); use a form like 30s, 5m or 1h"
             ))
         })
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        parse(&String::deserialize(d)?)
+    }
+
+    /// The same for optional keys.
+    pub(crate) mod option {
+        use super::*;
+
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<Duration>, D::Error> {
+            Option::<String>::deserialize(d)?
+                .map(|t| parse(&t))
+                .transpose()
+        }
     }
 }
 
