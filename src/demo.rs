@@ -793,7 +793,8 @@ pub async fn populate(
                     match ti_idx {
                         0 => ("success", 1, Some(started + dur)),
                         1 => ("running", 1, None),
-                        2 if dag.id == "train_model_apac" => ("queued", 0, None),
+                        // Waits for a free ml_pool slot.
+                        2 if dag.id == "train_model_apac" => ("scheduled", 0, None),
                         _ => ("scheduled", 0, None),
                     }
                 } else if ti_idx < fail_at {
@@ -980,8 +981,9 @@ pub async fn populate(
         }
     }
 
-    // A queued backlog: a manual run of an ML DAG whose tasks wait for the
-    // two-slot ml_pool.
+    // A backlog: a manual run of an ML DAG whose twelve tasks wait for the
+    // two-slot ml_pool (one slot held by a running task): one queued, the
+    // rest scheduled.
     run_id_seq += 1;
     let backlog_dag = "score_leads_eu";
     let backlog_run = format!("manual__{}", ts(now - 1800.0).replace(' ', "T"));
@@ -1021,7 +1023,7 @@ pub async fn populate(
                 ("dag_id", backlog_dag.into()),
                 ("run_id", backlog_run.clone().into()),
                 ("map_index", V::I(-1)),
-                ("state", "queued".into()),
+                ("state", if i < 1 { "queued" } else { "scheduled" }.into()),
                 ("try_number", V::I(0)),
                 ("max_tries", V::I(1)),
                 ("pool", "ml_pool".into()),
@@ -1029,7 +1031,7 @@ pub async fn populate(
                 ("queue", "default".into()),
                 ("priority_weight", V::I(1)),
                 ("operator", "PythonOperator".into()),
-                ("queued_dttm", ts(queued).into()),
+                ("queued_dttm", (i < 1).then(|| ts(queued)).into()),
                 ("scheduled_dttm", ts(queued - 2.0).into()),
                 ("queued_by_job_id", V::I(scheduler_id)),
                 ("updated_at", ts(queued).into()),

@@ -69,6 +69,8 @@ async fn scenario_on_every_schema_version() {
         for p in r.plan.iter() {
             match r.run_one(p, &schema).await {
                 RunResult::Ok(out) => all.extend(values(&out.families)),
+                // Checked on every dialect by tests/schemas.rs.
+                RunResult::Skipped(_) => {}
                 other => panic!("{version}: {}: {other:?}", p.diagnostic.meta().name),
             }
         }
@@ -79,8 +81,9 @@ async fn scenario_on_every_schema_version() {
             // Three long runs, the backlog run and the zombie's run.
             ("airflow_dag_runs{state=running}", 5.0),
             ("airflow_dag_runs{state=queued}", 0.0),
-            // Twelve backlog tasks behind ml_pool plus one in a long run.
-            ("airflow_task_instances{state=queued}", 13.0),
+            // One backlog task queued for the two-slot ml_pool (the other
+            // slot is held by a long run's running task).
+            ("airflow_task_instances{state=queued}", 1.0),
             // Three long runs' current task plus the zombie candidate.
             ("airflow_task_instances{state=running}", 4.0),
             ("airflow_task_instances{state=deferred}", 0.0),

@@ -262,6 +262,17 @@ impl Db {
     /// Runs one read-only statement with a deadline of `timeout` (capped at
     /// the configured `statement_timeout`).
     pub async fn query(&self, sql: &str, timeout: Duration) -> Result<Rows, DbError> {
+        self.query_bind(sql, &[], timeout).await
+    }
+
+    /// Like [`Db::query`], with text parameters bound to the placeholders
+    /// of [`Db::placeholder`] (never spliced into the SQL).
+    pub async fn query_bind(
+        &self,
+        sql: &str,
+        binds: &[String],
+        timeout: Duration,
+    ) -> Result<Rows, DbError> {
         let deadline = timeout.min(self.statement_timeout);
         match &self.pool {
             Pool::Postgres(p) => {
@@ -277,7 +288,7 @@ impl Db {
                         .execute(&mut *conn)
                         .await?;
                     let out = collect(
-                        sqlx::query(sqlx::AssertSqlSafe(sql)).fetch(&mut *conn),
+                        bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), binds).fetch(&mut *conn),
                         decode_pg,
                     )
                     .await;
@@ -292,7 +303,7 @@ impl Db {
                 let fut = async {
                     conn.execute("START TRANSACTION READ ONLY").await?;
                     let out = collect(
-                        sqlx::query(sqlx::AssertSqlSafe(sql)).fetch(&mut *conn),
+                        bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), binds).fetch(&mut *conn),
                         decode_mysql,
                     )
                     .await;
@@ -322,7 +333,7 @@ impl Db {
                 let fut = async {
                     conn.execute("BEGIN").await?;
                     let out = collect(
-                        sqlx::query(sqlx::AssertSqlSafe(sql)).fetch(&mut *conn),
+                        bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), binds).fetch(&mut *conn),
                         decode_sqlite,
                     )
                     .await;
@@ -345,6 +356,14 @@ impl Db {
         }
     }
 
+    /// The placeholder of the `n`-th (1-based) bound parameter.
+    pub fn placeholder(&self, n: usize) -> String {
+        match self.pool {
+            Pool::Postgres(_) => format!("${n}"),
+            Pool::MySql(_) | Pool::Sqlite(_) => "?".to_owned(),
+        }
+    }
+
     fn connect_error(&self, e: sqlx::Error) -> DbError {
         DbError::Connect {
             url: self.url.to_string(),
@@ -356,6 +375,19 @@ impl Db {
     pub async fn ping(&self, timeout: Duration) -> Result<(), DbError> {
         self.query("SELECT 1", timeout).await.map(|_| ())
     }
+}
+
+fn bind_all<'q, DB: sqlx::Database>(
+    mut q: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>,
+    binds: &'q [String],
+) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>
+where
+    &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    for b in binds {
+        q = q.bind(b.as_str());
+    }
+    q
 }
 
 /// Failure inside the query future; the bool marks a timeout detected

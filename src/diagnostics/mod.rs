@@ -10,12 +10,22 @@
 //! Every built-in is listed once, in [`builtin`]. Each lives in its own file
 //! with its SQL beside its metric declarations.
 
+mod backlog;
 mod components;
 pub mod custom;
 mod dag_runs;
+mod dag_sizes;
 mod dags;
+mod db_health;
+mod import_errors;
+mod liveness;
+mod pools;
+mod running;
+mod schedules;
+mod sla;
 pub mod sql;
 mod task_instances;
+mod zombies;
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -37,6 +47,14 @@ pub enum Category {
     Runs,
     /// Scheduler, triggerer, dag-processor liveness.
     Components,
+    /// SLA misses and deadlines.
+    Sla,
+    /// Backlog, delays, missed schedules.
+    Scheduling,
+    /// Pools, executor, zombie candidates.
+    Resources,
+    /// The metadata database itself.
+    Database,
     /// User-defined queries.
     Custom,
 }
@@ -48,6 +66,10 @@ impl Category {
             Category::Dags => "dags",
             Category::Runs => "runs",
             Category::Components => "components",
+            Category::Sla => "sla",
+            Category::Scheduling => "scheduling",
+            Category::Resources => "resources",
+            Category::Database => "database",
             Category::Custom => "custom",
         }
     }
@@ -203,6 +225,9 @@ pub enum Skip {
     /// The diagnostic has no SQL for this dialect.
     #[error("not available on {0}")]
     Dialect(Dialect),
+    /// The feature does not exist in this Airflow version.
+    #[error("{0}")]
+    Version(&'static str),
 }
 
 /// Why a run failed.
@@ -445,11 +470,32 @@ pub fn map_rows(rows: &Rows, specs: &[Arc<MetricSpec>]) -> Result<Vec<Family>, D
 /// The built-in diagnostics, in one explicit list. Each call makes new
 /// instances: stateful diagnostics keep per-target state.
 pub fn builtin(ctx: &Arc<Context>) -> Vec<Arc<dyn Diagnostic>> {
+    let sql = |d: SqlDiagnostic| -> Arc<dyn Diagnostic> { Arc::new(d.with_context(ctx)) };
     vec![
-        Arc::new(dags::states().with_context(ctx)),
-        Arc::new(dag_runs::active().with_context(ctx)),
-        Arc::new(task_instances::active().with_context(ctx)),
-        Arc::new(components::heartbeats().with_context(ctx)),
+        // DAGs
+        sql(dags::states()),
+        sql(import_errors::count()),
+        Arc::new(dag_sizes::sizes()),
+        // Runs and tasks in flight
+        sql(dag_runs::active()),
+        sql(task_instances::active()),
+        sql(running::runs()),
+        sql(running::tasks()),
+        // SLA
+        sql(sla::misses()),
+        // Scheduling and resources
+        sql(backlog::backlog()),
+        sql(schedules::overdue()),
+        sql(pools::slots()),
+        sql(zombies::candidates()),
+        // Components
+        sql(components::heartbeats()),
+        sql(liveness::alive()),
+        // The metadata DB itself
+        sql(db_health::tables()),
+        sql(db_health::indexes()),
+        sql(db_health::activity()),
+        sql(db_health::growth()),
     ]
 }
 
