@@ -17,6 +17,7 @@ mod dag_runs;
 mod dag_sizes;
 mod dags;
 mod db_health;
+mod history;
 mod import_errors;
 mod liveness;
 mod pools;
@@ -481,6 +482,7 @@ pub fn builtin(ctx: &Arc<Context>) -> Vec<Arc<dyn Diagnostic>> {
         sql(task_instances::active()),
         sql(running::runs()),
         sql(running::tasks()),
+        Arc::new(history::history(ctx)),
         // SLA
         sql(sla::misses()),
         // Scheduling and resources

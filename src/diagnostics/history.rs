@@ -1,0 +1,1129 @@
+//! Run and task history over the analysis window, kept incrementally.
+//!
+//! windsock keeps the DAG runs of the last `diagnostics.window` in memory and
+//! refreshes them from three index-backed reads per run, so the cost grows
+//! with new and active rows, never with the size of `dag_run` or
+//! `task_instance`:
+//!
+//! 1. new runs: `dag_run.id > watermark` (primary key);
+//! 2. active runs: `state = 'queued'` and `state = 'running'` (Airflow's
+//!    partial indexes on PostgreSQL);
+//! 3. runs windsock saw active that are no longer: by primary key.
+//!
+//! When a run reaches a terminal state, its task instances are read once
+//! through `ti_dag_run (dag_id, run_id)`, with earlier failed tries from
+//! `task_instance_history` (Airflow ≥ 2.10) or `task_fail` (older). At
+//! start-up the window is loaded by walking `dag_run` backwards by primary
+//! key, in pages.
+//!
+//! From that state it derives, per DAG: success ratio over finished runs
+//! (queued and running runs are excluded), run duration statistics and
+//! their trend (recent half of the window against the older half), the
+//! time of the latest success, scheduling delay measured from the end of
+//! the data interval; per task: duration statistics, failed tries, retries;
+//! per DAG: how often retried tasks ended in success, and failure cascades
+//! (runs with three or more failed tasks); peak concurrency of runs and
+//! tasks from their start and end timestamps; queue wait per pool and
+//! queue; counters of run and task completions and of audit-log events
+//! that work with `rate()` (counted once, from the moment windsock sees
+//! them; never re-counted after a restart of the diagnostic); and the
+//! windsock deadlines of `[[deadlines]]`.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::{
+    Aggregate, Category, Context, DiagError, Diagnostic, Family, Meta, MetricSpec, Output, sql,
+};
+use crate::airflow::{Capability, Schema};
+use crate::config::{DeadlineSettings, parse_time_of_day};
+use crate::db::{Cell, Db, Dialect, Rows};
+use crate::metrics::limits::glob_match;
+use crate::metrics::now_unix;
+
+/// Rows read per page when loading the window backwards.
+const PAGE: usize = 5_000;
+/// Runs per task-instance query.
+const RUN_BATCH: usize = 40;
+/// Most new runs read in one pass.
+const NEW_LIMIT: usize = 20_000;
+/// A run with at least this many failed tasks is a failure cascade.
+const CASCADE_TASKS: usize = 3;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum RunState {
+    Queued,
+    Running,
+    Success,
+    Failed,
+    Other,
+}
+
+impl RunState {
+    fn parse(s: &str) -> RunState {
+        match s {
+            "queued" => RunState::Queued,
+            "running" => RunState::Running,
+            "success" => RunState::Success,
+            "failed" => RunState::Failed,
+            _ => RunState::Other,
+        }
+    }
+    fn active(self) -> bool {
+        matches!(self, RunState::Queued | RunState::Running)
+    }
+    fn label(self) -> &'static str {
+        match self {
+            RunState::Queued => "queued",
+            RunState::Running => "running",
+            RunState::Success => "success",
+            RunState::Failed => "failed",
+            RunState::Other => "other",
+        }
+    }
+}
+
+/// A task instance of a finished run, compacted.
+#[derive(Debug, Clone)]
+struct TaskRec {
+    task: Arc<str>,
+    state: Arc<str>,
+    tries: u32,
+    failed_tries: u32,
+    start: Option<f64>,
+    end: Option<f64>,
+    duration: Option<f64>,
+    queue_wait: Option<f64>,
+    pool: Arc<str>,
+    queue: Arc<str>,
+}
+
+#[derive(Debug, Clone)]
+struct RunRec {
+    dag: Arc<str>,
+    run_id: String,
+    state: RunState,
+    scheduled: bool,
+    queued: Option<f64>,
+    start: Option<f64>,
+    end: Option<f64>,
+    interval_end: Option<f64>,
+    /// Task instances, read once the run is finished.
+    tasks: Option<Vec<TaskRec>>,
+    /// Completion already counted in the counters.
+    counted: bool,
+    /// Completion observed by windsock whose task instances are still to be
+    /// counted.
+    observed: bool,
+}
+
+impl RunRec {
+    /// When the run is relevant for the window: its end, else its start,
+    /// else when it was queued.
+    fn time(&self) -> Option<f64> {
+        self.end.or(self.start).or(self.queued)
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    initialized: bool,
+    watermark: i64,
+    log_watermark: Option<i64>,
+    runs: BTreeMap<i64, RunRec>,
+    /// Interned strings (DAG ids, task ids, states, pools).
+    names: HashSet<Arc<str>>,
+    run_completions: BTreeMap<(Arc<str>, &'static str), u64>,
+    task_completions: BTreeMap<(Arc<str>, Arc<str>), u64>,
+    log_events: BTreeMap<String, u64>,
+    /// Latest success per DAG, including successes older than the window.
+    last_success: BTreeMap<Arc<str>, f64>,
+    /// DAGs whose latest success before the window was looked up.
+    looked_up: HashSet<Arc<str>>,
+}
+
+impl State {
+    fn intern(&mut self, s: &str) -> Arc<str> {
+        if let Some(a) = self.names.get(s) {
+            return a.clone();
+        }
+        let a: Arc<str> = s.into();
+        self.names.insert(a.clone());
+        a
+    }
+}
+
+/// The `run_history` diagnostic.
+#[derive(Debug)]
+pub(super) struct History {
+    meta: Meta,
+    metrics: Vec<Arc<MetricSpec>>,
+    ctx: Arc<Context>,
+    state: Mutex<State>,
+}
+
+/// Indexes into `History::metrics`.
+mod m {
+    pub(super) const SUCCESS_RATIO: usize = 0;
+    pub(super) const OUTCOMES: usize = 1;
+    pub(super) const RUN_DURATION: usize = 2;
+    pub(super) const RUN_TREND: usize = 3;
+    pub(super) const LAST_SUCCESS: usize = 4;
+    pub(super) const SCHEDULE_DELAY: usize = 5;
+    pub(super) const TASK_DURATION: usize = 6;
+    pub(super) const TASK_FAILURES: usize = 7;
+    pub(super) const TASK_RETRIES: usize = 8;
+    pub(super) const RETRY_SUCCESS: usize = 9;
+    pub(super) const CASCADES: usize = 10;
+    pub(super) const CONCURRENCY: usize = 11;
+    pub(super) const QUEUE_WAIT: usize = 12;
+    pub(super) const RUN_COMPLETIONS: usize = 13;
+    pub(super) const TASK_COMPLETIONS: usize = 14;
+    pub(super) const LOG_EVENTS: usize = 15;
+    pub(super) const DEADLINE_MISSED: usize = 16;
+    pub(super) const DEADLINE_LATENESS: usize = 17;
+    pub(super) const COUNT: usize = 18;
+}
+
+pub(super) fn history(ctx: &Arc<Context>) -> History {
+    let g = |name, help, labels: &[&'static str]| MetricSpec::gauge(name, help, "").labels(labels);
+    let c =
+        |name, help, labels: &[&'static str]| MetricSpec::counter(name, help, "").labels(labels);
+    let metrics = vec![
+        g("airflow_dag_run_success_ratio", "Share of a DAG's runs finished in the window that succeeded (queued and running runs excluded)", &["dag_id"]),
+        g("airflow_dag_run_outcomes", "A DAG's runs that finished in the window, by final state", &["dag_id", "state"]),
+        g("airflow_dag_run_duration_window_seconds", "Duration of a DAG's runs finished in the window: p50, p95, max, mean", &["dag_id", "stat"]).merge(Aggregate::Max),
+        g("airflow_dag_run_duration_trend_ratio", "Mean run duration in the recent half of the window divided by the older half's (above 1: slower)", &["dag_id"]).merge(Aggregate::Max),
+        g("airflow_dag_last_success_timestamp_seconds", "UNIX time at which the DAG's latest successful run ended", &["dag_id"]).merge(Aggregate::Max),
+        g("airflow_dag_run_schedule_delay_window_seconds", "Delay from the end of a scheduled run's data interval to its start, over the window: p50, p95, max", &["dag_id", "stat"]).merge(Aggregate::Max),
+        g("airflow_task_duration_window_seconds", "Duration of a task's successful tries in the window: p50, p95, max, stddev", &["dag_id", "task_id", "stat"]).merge(Aggregate::Max),
+        g("airflow_task_failed_tries_window", "Failed tries of a task in the window (earlier tries included)", &["dag_id", "task_id"]),
+        g("airflow_task_retries_window", "Retries (tries after the first) of a task in the window", &["dag_id", "task_id"]),
+        g("airflow_task_retry_success_ratio", "Of a DAG's task instances that retried in the window, the share that finally succeeded (transient failures)", &["dag_id"]).merge(Aggregate::Max),
+        g("airflow_dag_run_failure_cascades_window", "Runs of a DAG in the window in which three or more tasks failed", &["dag_id"]),
+        g("airflow_concurrency_peak", "Peak number of DAG runs and task instances running at the same time, from their start and end timestamps, over the last hour and the window", &["kind", "period"]).merge(Aggregate::Max),
+        g("airflow_task_queue_wait_window_seconds", "Wait from queued to started of task instances in the window, per pool and queue (executor lag): p50, p95, max", &["pool", "queue", "stat"]).merge(Aggregate::Max),
+        c("airflow_dag_run_completions", "DAG runs that reached a final state since windsock started", &["dag_id", "state"]),
+        c("airflow_task_instance_completions", "Task instances of finished runs, by final state, since windsock started", &["dag_id", "state"]),
+        c("airflow_audit_log_events", "Rows written to Airflow's audit log (log table) since windsock started, by event", &["event"]),
+        g("airflow_deadline_missed", "1 when a windsock deadline ([[deadlines]]) of the DAG is missed, else 0", &["dag_id", "deadline"]).merge(Aggregate::Max),
+        g("airflow_deadline_lateness_seconds", "How far past its windsock deadline the DAG is (0 when met)", &["dag_id", "deadline"]).merge(Aggregate::Max),
+    ];
+    debug_assert_eq!(metrics.len(), m::COUNT);
+    History {
+        meta: Meta {
+            name: "run_history".into(),
+            help: "Success rates, durations, failures, retries, delays, concurrency, completions and deadlines over the window".into(),
+            category: Category::Runs,
+            interval: Duration::from_secs(30),
+            timeout: Some(Duration::from_secs(60)),
+            requires: Vec::new(),
+        },
+        metrics: metrics.into_iter().map(Arc::new).collect(),
+        ctx: ctx.clone(),
+        state: Mutex::new(State::default()),
+    }
+}
+
+fn run_date_col(schema: &Schema) -> &'static str {
+    if schema.has(Capability::DagRunLogicalDate) {
+        "COALESCE(logical_date, run_after)"
+    } else {
+        "execution_date"
+    }
+}
+
+fn run_columns(d: Dialect) -> String {
+    format!(
+        "id, dag_id, run_id, state, run_type, {q} AS q, {s} AS s, {e} AS e, {ie} AS ie",
+        q = sql::epoch(d, "queued_at"),
+        s = sql::epoch(d, "start_date"),
+        e = sql::epoch(d, "end_date"),
+        ie = sql::epoch(d, "data_interval_end"),
+    )
+}
+
+fn f(c: &Cell) -> Option<f64> {
+    c.as_f64()
+}
+
+/// Percentile (nearest rank) of sorted values.
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+fn sorted(mut v: Vec<f64>) -> Vec<f64> {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    v
+}
+
+/// Peak of overlapping intervals (an open interval ends at `now`),
+/// restricted to `[from, now]`.
+fn peak(intervals: impl Iterator<Item = (f64, Option<f64>)>, from: f64, now: f64) -> f64 {
+    let mut events: Vec<(f64, i32)> = Vec::new();
+    for (s, e) in intervals {
+        let e = e.unwrap_or(now);
+        if e < from || e < s {
+            continue;
+        }
+        events.push((s.max(from), 1));
+        events.push((e, -1));
+    }
+    // Ends before starts at the same instant: touching intervals do not overlap.
+    events.sort_by(|a, b| {
+        a.0.partial_cmp(&b.0)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then(a.1.cmp(&b.1))
+    });
+    let (mut cur, mut max) = (0i32, 0i32);
+    for (_, d) in events {
+        cur += d;
+        max = max.max(cur);
+    }
+    f64::from(max)
+}
+
+impl History {
+    fn parse_run(st: &mut State, rows: &Rows, r: &[Cell]) -> Option<(i64, RunRec)> {
+        let col = |n: &str| rows.column(n);
+        let id = r[col("id")?].as_f64()? as i64;
+        let dag = st.intern(&r[col("dag_id")?].as_label());
+        Some((
+            id,
+            RunRec {
+                dag,
+                run_id: r[col("run_id")?].as_label(),
+                state: RunState::parse(&r[col("state")?].as_label()),
+                scheduled: r[col("run_type")?].as_label() == "scheduled",
+                queued: f(&r[col("q")?]),
+                start: f(&r[col("s")?]),
+                end: f(&r[col("e")?]),
+                interval_end: f(&r[col("ie")?]),
+                tasks: None,
+                counted: false,
+                observed: false,
+            },
+        ))
+    }
+
+    /// Merges fetched runs into the state. Completions are counted only
+    /// once the state is initialized (not for the window loaded at start).
+    fn merge(st: &mut State, rows: &Rows, initialized: bool) {
+        for r in &rows.rows {
+            let Some((id, mut rec)) = Self::parse_run(st, rows, r) else {
+                continue;
+            };
+            st.watermark = st.watermark.max(id);
+            if let Some(old) = st.runs.get(&id) {
+                // A cleared run starts over: forget its tasks and count its
+                // next completion again.
+                let restarted = rec.state.active() && !old.state.active();
+                if !restarted {
+                    rec.counted = old.counted;
+                    rec.observed = old.observed;
+                    if rec.state == old.state {
+                        rec.tasks = old.tasks.clone();
+                    }
+                }
+            } else if !initialized {
+                // Finished before windsock looked: part of the window, but
+                // not a completion windsock observed.
+                rec.counted = !rec.state.active();
+            }
+            if !rec.state.active() && !rec.counted && initialized {
+                rec.counted = true;
+                rec.observed = true;
+                *st.run_completions
+                    .entry((rec.dag.clone(), rec.state.label()))
+                    .or_insert(0) += 1;
+            }
+            if rec.state == RunState::Success {
+                let t = rec.end.or(rec.start).unwrap_or(0.0);
+                let e = st.last_success.entry(rec.dag.clone()).or_insert(t);
+                *e = e.max(t);
+            }
+            st.runs.insert(id, rec);
+        }
+    }
+
+    async fn fetch_runs(
+        &self,
+        db: &Db,
+        schema: &Schema,
+        timeout: Duration,
+    ) -> Result<usize, DiagError> {
+        let d = schema.dialect;
+        let cols = run_columns(d);
+        let now = now_unix();
+        let window = self.ctx.window.as_secs_f64();
+        let mut rows_read = 0;
+        let initialized = self
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .initialized;
+        if !initialized {
+            // Walk back by primary key until the runs are older than the window.
+            let mut cursor: Option<i64> = None;
+            loop {
+                let cond = cursor.map_or_else(String::new, |c| format!("WHERE id < {c}"));
+                let rows = db
+                    .query(
+                        &format!("SELECT {cols} FROM dag_run {cond} ORDER BY id DESC LIMIT {PAGE}"),
+                        timeout,
+                    )
+                    .await?;
+                rows_read += rows.rows.len();
+                let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                Self::merge(&mut st, &rows, false);
+                let oldest = rows
+                    .rows
+                    .last()
+                    .and_then(|r| rows.column("id").and_then(|i| r[i].as_f64()))
+                    .map(|id| id as i64);
+                let oldest_time = oldest
+                    .and_then(|id| st.runs.get(&id))
+                    .and_then(RunRec::time);
+                drop(st);
+                match (oldest, oldest_time) {
+                    (Some(id), Some(t)) if rows.rows.len() == PAGE && t > now - window => {
+                        cursor = Some(id)
+                    }
+                    (Some(id), None) if rows.rows.len() == PAGE => cursor = Some(id),
+                    _ => break,
+                }
+            }
+            let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            st.initialized = true;
+            st.runs
+                .retain(|_, r| r.state.active() || r.time().is_some_and(|t| t > now - window));
+            return Ok(rows_read);
+        }
+
+        let watermark = self
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .watermark;
+        let new = db
+            .query(
+                &format!(
+                    "SELECT {cols} FROM dag_run WHERE id > {watermark} ORDER BY id LIMIT {NEW_LIMIT}"
+                ),
+                timeout,
+            )
+            .await?;
+        let active = db
+            .query(
+                &format!(
+                    "SELECT {cols} FROM dag_run WHERE state = 'queued' \
+                     UNION ALL SELECT {cols} FROM dag_run WHERE state = 'running'"
+                ),
+                timeout,
+            )
+            .await?;
+        rows_read += new.rows.len() + active.rows.len();
+        let was_active: Vec<i64> = {
+            let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            Self::merge(&mut st, &new, true);
+            let active_ids: HashSet<i64> = active
+                .rows
+                .iter()
+                .filter_map(|r| active.column("id").and_then(|i| r[i].as_f64()))
+                .map(|v| v as i64)
+                .collect();
+            Self::merge(&mut st, &active, true);
+            st.runs
+                .iter()
+                .filter(|(id, r)| r.state.active() && !active_ids.contains(id))
+                .map(|(id, _)| *id)
+                .collect()
+        };
+        for chunk in was_active.chunks(500) {
+            let ids: Vec<String> = chunk.iter().map(i64::to_string).collect();
+            let rows = db
+                .query(
+                    &format!(
+                        "SELECT {cols} FROM dag_run WHERE id IN ({})",
+                        ids.join(", ")
+                    ),
+                    timeout,
+                )
+                .await?;
+            rows_read += rows.rows.len();
+            let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            Self::merge(&mut st, &rows, true);
+            // Deleted runs disappear.
+            let seen: HashSet<i64> = rows
+                .rows
+                .iter()
+                .filter_map(|r| rows.column("id").and_then(|i| r[i].as_f64()))
+                .map(|v| v as i64)
+                .collect();
+            for id in chunk {
+                if !seen.contains(id) {
+                    st.runs.remove(id);
+                }
+            }
+        }
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.runs
+            .retain(|_, r| r.state.active() || r.time().is_some_and(|t| t > now - window));
+        Ok(rows_read)
+    }
+
+    /// Reads the task instances (and earlier failed tries) of finished runs
+    /// that have none yet.
+    async fn fetch_tasks(
+        &self,
+        db: &Db,
+        schema: &Schema,
+        timeout: Duration,
+    ) -> Result<usize, DiagError> {
+        let d = schema.dialect;
+        let pending: Vec<(i64, String, String)> = {
+            let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            st.runs
+                .iter()
+                .filter(|(_, r)| !r.state.active() && r.tasks.is_none())
+                .map(|(id, r)| (*id, r.dag.to_string(), r.run_id.clone()))
+                .collect()
+        };
+        let history_table = if schema.has(Capability::TaskInstanceHistory) {
+            Some("task_instance_history")
+        } else if schema.has(Capability::TaskFail) {
+            Some("task_fail")
+        } else {
+            None
+        };
+        let mut rows_read = 0;
+        for chunk in pending.chunks(RUN_BATCH) {
+            let mut binds = Vec::with_capacity(chunk.len() * 2);
+            let mut conds = Vec::with_capacity(chunk.len());
+            for (_, dag, run) in chunk {
+                binds.push(dag.clone());
+                binds.push(run.clone());
+                conds.push(format!(
+                    "(dag_id = {} AND run_id = {})",
+                    db.placeholder(binds.len() - 1),
+                    db.placeholder(binds.len())
+                ));
+            }
+            let cond = conds.join(" OR ");
+            let tis = db
+                .query_bind(
+                    &format!(
+                        "SELECT dag_id, run_id, task_id, state, try_number, {s} AS s, {e} AS e, \
+                                duration, {q} AS q, pool, COALESCE(queue, '') AS queue \
+                         FROM task_instance WHERE {cond}",
+                        s = sql::epoch(d, "start_date"),
+                        e = sql::epoch(d, "end_date"),
+                        q = sql::epoch(d, "queued_dttm"),
+                    ),
+                    &binds,
+                    timeout,
+                )
+                .await?;
+            let failed_tries = match history_table {
+                Some("task_fail") => Some(
+                    db.query_bind(
+                        &format!("SELECT dag_id, run_id, task_id FROM task_fail WHERE {cond}"),
+                        &binds,
+                        timeout,
+                    )
+                    .await?,
+                ),
+                Some(t) => Some(
+                    db.query_bind(
+                        &format!(
+                            "SELECT dag_id, run_id, task_id FROM {t} \
+                             WHERE ({cond}) AND state IN ('failed', 'up_for_retry')"
+                        ),
+                        &binds,
+                        timeout,
+                    )
+                    .await?,
+                ),
+                None => None,
+            };
+            rows_read += tis.rows.len() + failed_tries.as_ref().map_or(0, |r| r.rows.len());
+            // Earlier failed tries per (dag, run, task).
+            let mut earlier: HashMap<(String, String, String), u32> = HashMap::new();
+            if let Some(rows) = &failed_tries {
+                for r in &rows.rows {
+                    let key = (r[0].as_label(), r[1].as_label(), r[2].as_label());
+                    *earlier.entry(key).or_insert(0) += 1;
+                }
+            }
+            let uses_task_fail = history_table == Some("task_fail");
+            let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            let mut by_run: HashMap<(String, String), Vec<TaskRec>> = HashMap::new();
+            for r in &tis.rows {
+                let c = |n: &str| tis.column(n).map(|i| &r[i]);
+                let (Some(dag), Some(run), Some(task)) = (c("dag_id"), c("run_id"), c("task_id"))
+                else {
+                    continue;
+                };
+                let (dag, run, task) = (dag.as_label(), run.as_label(), task.as_label());
+                let state = c("state").map(Cell::as_label).unwrap_or_default();
+                let start = c("s").and_then(f);
+                let queued = c("q").and_then(f);
+                let prior = earlier
+                    .get(&(dag.clone(), run.clone(), task.clone()))
+                    .copied()
+                    .unwrap_or(0);
+                // task_fail also holds the final failed try; history does not.
+                let failed_tries = if uses_task_fail {
+                    prior
+                } else {
+                    prior + u32::from(state == "failed")
+                };
+                let rec = TaskRec {
+                    task: st.intern(&task),
+                    state: st.intern(&state),
+                    tries: c("try_number").and_then(f).map_or(0, |t| t.max(0.0) as u32),
+                    failed_tries,
+                    start,
+                    end: c("e").and_then(f),
+                    duration: c("duration").and_then(f),
+                    queue_wait: match (start, queued) {
+                        (Some(s), Some(q)) if s >= q => Some(s - q),
+                        _ => None,
+                    },
+                    pool: st.intern(&c("pool").map(Cell::as_label).unwrap_or_default()),
+                    queue: st.intern(&c("queue").map(Cell::as_label).unwrap_or_default()),
+                };
+                by_run.entry((dag, run)).or_default().push(rec);
+            }
+            for (id, dag, run) in chunk {
+                let tasks = by_run
+                    .remove(&(dag.clone(), run.clone()))
+                    .unwrap_or_default();
+                let observed = st.runs.get(id).is_some_and(|r| r.observed);
+                if observed {
+                    let dag_arc = st.intern(dag);
+                    for t in &tasks {
+                        *st.task_completions
+                            .entry((dag_arc.clone(), t.state.clone()))
+                            .or_insert(0) += 1;
+                    }
+                }
+                if let Some(r) = st.runs.get_mut(id) {
+                    r.tasks = Some(tasks);
+                    r.observed = false;
+                }
+            }
+        }
+        Ok(rows_read)
+    }
+
+    /// Audit-log events counted from the `log` primary key.
+    async fn fetch_log(&self, db: &Db, timeout: Duration) -> Result<usize, DiagError> {
+        let wm = self
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .log_watermark;
+        let Some(wm) = wm else {
+            // Start counting from now.
+            let rows = db
+                .query("SELECT MAX(id) AS max_id FROM log", timeout)
+                .await?;
+            let max = rows.rows.first().and_then(|r| r[0].as_f64()).unwrap_or(0.0) as i64;
+            self.state
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .log_watermark = Some(max);
+            return Ok(1);
+        };
+        let rows = db
+            .query(
+                &format!(
+                    "SELECT COALESCE(event, '') AS event, COUNT(*) AS n, MAX(id) AS max_id \
+                     FROM log WHERE id > {wm} GROUP BY event"
+                ),
+                timeout,
+            )
+            .await?;
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut max = wm;
+        for r in &rows.rows {
+            *st.log_events.entry(r[0].as_label()).or_insert(0) +=
+                r[1].as_f64().unwrap_or(0.0) as u64;
+            max = max.max(r[2].as_f64().unwrap_or(0.0) as i64);
+        }
+        st.log_watermark = Some(max);
+        Ok(rows.rows.len())
+    }
+
+    /// The latest success of DAGs that have none in the window (once per DAG).
+    async fn fetch_old_successes(
+        &self,
+        db: &Db,
+        schema: &Schema,
+        dags: &[String],
+        timeout: Duration,
+    ) -> Result<usize, DiagError> {
+        let missing: Vec<String> = {
+            let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            dags.iter()
+                .filter(|d| {
+                    !st.last_success.contains_key(d.as_str()) && !st.looked_up.contains(d.as_str())
+                })
+                .cloned()
+                .collect()
+        };
+        let d = schema.dialect;
+        let date = run_date_col(schema);
+        let mut read = 0;
+        for chunk in missing.chunks(RUN_BATCH) {
+            // Per DAG: its newest successful run by run date, which Airflow's
+            // unique (dag_id, run date) index serves backwards.
+            // Each DAG id is bound twice (`?` placeholders are positional).
+            let cast = if d == Dialect::Postgres { "::text" } else { "" };
+            let parts: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    format!(
+                        "SELECT {p1}{cast} AS dag_id, (SELECT {e} FROM dag_run \
+                           WHERE dag_id = {p2} AND state = 'success' \
+                           ORDER BY {date} DESC LIMIT 1) AS t",
+                        p1 = db.placeholder(2 * i + 1),
+                        p2 = db.placeholder(2 * i + 2),
+                        e = sql::epoch(d, "end_date"),
+                    )
+                })
+                .collect();
+            let binds: Vec<String> = chunk.iter().flat_map(|d| [d.clone(), d.clone()]).collect();
+            let rows = db
+                .query_bind(&parts.join(" UNION ALL "), &binds, timeout)
+                .await?;
+            read += rows.rows.len();
+            let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            for dag in chunk {
+                let a = st.intern(dag);
+                st.looked_up.insert(a);
+            }
+            for r in &rows.rows {
+                if let Some(t) = r[1].as_f64() {
+                    let a = st.intern(&r[0].as_label());
+                    st.last_success.insert(a, t);
+                }
+            }
+        }
+        Ok(read)
+    }
+}
+
+#[async_trait]
+impl Diagnostic for History {
+    fn meta(&self) -> &Meta {
+        &self.meta
+    }
+
+    fn metrics(&self) -> &[Arc<MetricSpec>] {
+        &self.metrics
+    }
+
+    fn reset(&self) {
+        *self.state.lock().unwrap_or_else(|p| p.into_inner()) = State::default();
+    }
+
+    async fn run(&self, db: &Db, schema: &Schema, timeout: Duration) -> Result<Output, DiagError> {
+        let mut rows = self.fetch_runs(db, schema, timeout).await?;
+        rows += self.fetch_tasks(db, schema, timeout).await?;
+        rows += self.fetch_log(db, timeout).await?;
+        let deadline_dags = if self.ctx.deadlines.is_empty() {
+            Vec::new()
+        } else {
+            let paused = sql::is_true("is_paused");
+            let all = db
+                .query(
+                    &format!("SELECT dag_id FROM dag WHERE NOT ({paused})"),
+                    timeout,
+                )
+                .await?;
+            rows += all.rows.len();
+            let matching: Vec<String> = all
+                .rows
+                .iter()
+                .map(|r| r[0].as_label())
+                .filter(|d| {
+                    self.ctx
+                        .deadlines
+                        .iter()
+                        .any(|dl| glob_match(&dl.dag_id, d))
+                })
+                .collect();
+            rows += self
+                .fetch_old_successes(db, schema, &matching, timeout)
+                .await?;
+            matching
+        };
+        let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let families = self.compute(&st, &deadline_dags, now_unix());
+        Ok(Output { families, rows })
+    }
+}
+
+impl History {
+    fn compute(&self, st: &State, deadline_dags: &[String], now: f64) -> Vec<Family> {
+        let window = self.ctx.window.as_secs_f64();
+        let half = now - window / 2.0;
+        let mut s: Vec<Vec<(Vec<String>, f64)>> = vec![Vec::new(); m::COUNT];
+
+        // Per DAG run statistics.
+        #[derive(Default)]
+        struct DagAcc {
+            success: u32,
+            failed: u32,
+            durations: Vec<f64>,
+            recent: Vec<f64>,
+            older: Vec<f64>,
+            delays: Vec<f64>,
+            retried: u32,
+            retried_ok: u32,
+            cascades: u32,
+        }
+        let mut dags: BTreeMap<&str, DagAcc> = BTreeMap::new();
+        #[derive(Default)]
+        struct TaskAcc {
+            durations: Vec<f64>,
+            failed: u32,
+            retries: u32,
+        }
+        let mut tasks: BTreeMap<(&str, &str), TaskAcc> = BTreeMap::new();
+        let mut waits: BTreeMap<(&str, &str), Vec<f64>> = BTreeMap::new();
+        for r in st.runs.values() {
+            let acc = dags.entry(&r.dag).or_default();
+            match r.state {
+                RunState::Success => acc.success += 1,
+                RunState::Failed => acc.failed += 1,
+                _ => {}
+            }
+            if let (false, Some(s0), Some(e0)) = (r.state.active(), r.start, r.end) {
+                let d = (e0 - s0).max(0.0);
+                acc.durations.push(d);
+                if e0 >= half {
+                    acc.recent.push(d)
+                } else {
+                    acc.older.push(d)
+                }
+            }
+            if let (true, Some(ie), Some(start)) =
+                (r.scheduled, r.interval_end, r.start.or(r.queued))
+            {
+                acc.delays.push((start - ie).max(0.0));
+            }
+            if let Some(ts) = &r.tasks {
+                let failed_tasks = ts.iter().filter(|t| &*t.state == "failed").count();
+                if failed_tasks >= CASCADE_TASKS {
+                    acc.cascades += 1;
+                }
+                for t in ts {
+                    if t.tries > 1 {
+                        acc.retried += 1;
+                        if &*t.state == "success" {
+                            acc.retried_ok += 1;
+                        }
+                    }
+                    let ta = tasks.entry((&r.dag, &t.task)).or_default();
+                    ta.failed += t.failed_tries;
+                    ta.retries += t.tries.saturating_sub(1);
+                    if &*t.state == "success"
+                        && let Some(d) = t.duration.or_else(|| Some(t.end? - t.start?))
+                    {
+                        ta.durations.push(d);
+                    }
+                    if let Some(w) = t.queue_wait {
+                        waits.entry((&t.pool, &t.queue)).or_default().push(w);
+                    }
+                }
+            }
+        }
+        for (dag, a) in dags {
+            let d = dag.to_string();
+            if a.success + a.failed > 0 {
+                s[m::SUCCESS_RATIO].push((
+                    vec![d.clone()],
+                    f64::from(a.success) / f64::from(a.success + a.failed),
+                ));
+                s[m::OUTCOMES].push((vec![d.clone(), "success".into()], f64::from(a.success)));
+                s[m::OUTCOMES].push((vec![d.clone(), "failed".into()], f64::from(a.failed)));
+            }
+            if !a.durations.is_empty() {
+                let mean = a.durations.iter().sum::<f64>() / a.durations.len() as f64;
+                let v = sorted(a.durations);
+                for (stat, val) in [
+                    ("p50", pct(&v, 0.5)),
+                    ("p95", pct(&v, 0.95)),
+                    ("max", pct(&v, 1.0)),
+                    ("mean", mean),
+                ] {
+                    s[m::RUN_DURATION].push((vec![d.clone(), stat.into()], val));
+                }
+            }
+            if !a.recent.is_empty() && !a.older.is_empty() {
+                let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+                let older = mean(&a.older);
+                if older > 0.0 {
+                    s[m::RUN_TREND].push((vec![d.clone()], mean(&a.recent) / older));
+                }
+            }
+            if !a.delays.is_empty() {
+                let v = sorted(a.delays);
+                for (stat, val) in [
+                    ("p50", pct(&v, 0.5)),
+                    ("p95", pct(&v, 0.95)),
+                    ("max", pct(&v, 1.0)),
+                ] {
+                    s[m::SCHEDULE_DELAY].push((vec![d.clone(), stat.into()], val));
+                }
+            }
+            if a.retried > 0 {
+                s[m::RETRY_SUCCESS].push((
+                    vec![d.clone()],
+                    f64::from(a.retried_ok) / f64::from(a.retried),
+                ));
+            }
+            s[m::CASCADES].push((vec![d], f64::from(a.cascades)));
+        }
+        for ((dag, task), a) in tasks {
+            let labels = vec![dag.to_string(), task.to_string()];
+            s[m::TASK_FAILURES].push((labels.clone(), f64::from(a.failed)));
+            s[m::TASK_RETRIES].push((labels.clone(), f64::from(a.retries)));
+            if !a.durations.is_empty() {
+                let n = a.durations.len() as f64;
+                let mean = a.durations.iter().sum::<f64>() / n;
+                let var = a.durations.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
+                let v = sorted(a.durations);
+                for (stat, val) in [
+                    ("p50", pct(&v, 0.5)),
+                    ("p95", pct(&v, 0.95)),
+                    ("max", pct(&v, 1.0)),
+                    ("stddev", var.sqrt()),
+                ] {
+                    let mut l = labels.clone();
+                    l.push(stat.into());
+                    s[m::TASK_DURATION].push((l, val));
+                }
+            }
+        }
+        for ((pool, queue), v) in waits {
+            let v = sorted(v);
+            for (stat, val) in [
+                ("p50", pct(&v, 0.5)),
+                ("p95", pct(&v, 0.95)),
+                ("max", pct(&v, 1.0)),
+            ] {
+                s[m::QUEUE_WAIT]
+                    .push((vec![pool.to_string(), queue.to_string(), stat.into()], val));
+            }
+        }
+        // Concurrency from timestamps.
+        for (period, from) in [("1h", now - 3600.0), ("window", now - window)] {
+            let runs = peak(
+                st.runs.values().filter_map(|r| Some((r.start?, r.end))),
+                from,
+                now,
+            );
+            s[m::CONCURRENCY].push((vec!["dag_runs".into(), period.into()], runs));
+            let tis = peak(
+                st.runs
+                    .values()
+                    .filter_map(|r| r.tasks.as_ref())
+                    .flatten()
+                    .filter_map(|t| Some((t.start?, Some(t.end?)))),
+                from,
+                now,
+            );
+            s[m::CONCURRENCY].push((vec!["task_instances".into(), period.into()], tis));
+        }
+        for ((dag, state), n) in &st.run_completions {
+            s[m::RUN_COMPLETIONS].push((vec![dag.to_string(), state.to_string()], *n as f64));
+        }
+        for ((dag, state), n) in &st.task_completions {
+            s[m::TASK_COMPLETIONS].push((vec![dag.to_string(), state.to_string()], *n as f64));
+        }
+        for (event, n) in &st.log_events {
+            s[m::LOG_EVENTS].push((vec![event.clone()], *n as f64));
+        }
+        for (dag, t) in &st.last_success {
+            s[m::LAST_SUCCESS].push((vec![dag.to_string()], *t));
+        }
+        for dl in &self.ctx.deadlines {
+            for dag in deadline_dags.iter().filter(|d| glob_match(&dl.dag_id, d)) {
+                let lateness = deadline_lateness(dl, dag, st, now);
+                let labels = vec![dag.clone(), dl.name.clone()];
+                s[m::DEADLINE_MISSED].push((labels.clone(), f64::from(u8::from(lateness > 0.0))));
+                s[m::DEADLINE_LATENESS].push((labels, lateness));
+            }
+        }
+        self.metrics
+            .iter()
+            .zip(s)
+            .map(|(spec, samples)| Family {
+                label_names: spec.label_names().into(),
+                spec: spec.clone(),
+                samples,
+            })
+            .collect()
+    }
+}
+
+/// Seconds past the deadline (0 when met). The worst of its conditions.
+fn deadline_lateness(dl: &DeadlineSettings, dag: &str, st: &State, now: f64) -> f64 {
+    let last_success = st.last_success.get(dag).copied();
+    let mut late: f64 = 0.0;
+    if let Some(max_age) = dl.max_age_since_success {
+        // No success at all counts from the start of the window.
+        let since = last_success.unwrap_or(now - max_age.as_secs_f64() - 1.0);
+        late = late.max(now - since - max_age.as_secs_f64());
+    }
+    if let Some(max_run) = dl.max_run_duration {
+        for r in st
+            .runs
+            .values()
+            .filter(|r| &*r.dag == dag && r.state.active())
+        {
+            if let Some(s) = r.start {
+                late = late.max(now - s - max_run.as_secs_f64());
+            }
+        }
+    }
+    if let Some(at) = dl.succeed_by.as_deref().and_then(parse_time_of_day) {
+        let day = (now / 86_400.0).floor() * 86_400.0;
+        let mut due = day + f64::from(at);
+        if due > now {
+            due -= 86_400.0;
+        }
+        // Met by any success that ended after the start of that deadline's day.
+        let met = last_success.is_some_and(|t| t > due - 86_400.0);
+        if !met {
+            late = late.max(now - due);
+        }
+    }
+    late.max(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peak_counts_overlaps_not_touching_intervals() {
+        let iv = vec![
+            (0.0, Some(10.0)),
+            (5.0, Some(15.0)),
+            (10.0, Some(20.0)),
+            (12.0, None),
+        ];
+        assert_eq!(peak(iv.into_iter(), 0.0, 30.0), 3.0);
+        assert_eq!(
+            peak(
+                vec![(0.0, Some(1.0)), (1.0, Some(2.0))].into_iter(),
+                0.0,
+                5.0
+            ),
+            1.0
+        );
+        assert_eq!(peak(vec![(0.0, Some(1.0))].into_iter(), 2.0, 5.0), 0.0);
+    }
+
+    #[test]
+    fn percentiles() {
+        let v = sorted(vec![5.0, 1.0, 3.0, 2.0, 4.0]);
+        assert_eq!(pct(&v, 0.5), 3.0);
+        assert_eq!(pct(&v, 0.95), 5.0);
+        assert_eq!(pct(&v, 1.0), 5.0);
+        assert_eq!(pct(&[], 0.5), 0.0);
+    }
+
+    fn state_with(last_success: Option<f64>, running_since: Option<f64>) -> State {
+        let mut st = State::default();
+        let dag = st.intern("d");
+        if let Some(t) = last_success {
+            st.last_success.insert(dag.clone(), t);
+        }
+        if let Some(s) = running_since {
+            st.runs.insert(
+                1,
+                RunRec {
+                    dag,
+                    run_id: "r".into(),
+                    state: RunState::Running,
+                    scheduled: true,
+                    queued: Some(s),
+                    start: Some(s),
+                    end: None,
+                    interval_end: None,
+                    tasks: None,
+                    counted: false,
+                    observed: false,
+                },
+            );
+        }
+        st
+    }
+
+    fn dl(
+        succeed_by: Option<&str>,
+        max_run: Option<u64>,
+        max_age: Option<u64>,
+    ) -> DeadlineSettings {
+        DeadlineSettings {
+            name: "x".into(),
+            dag_id: "d".into(),
+            succeed_by: succeed_by.map(str::to_owned),
+            max_run_duration: max_run.map(Duration::from_secs),
+            max_age_since_success: max_age.map(Duration::from_secs),
+        }
+    }
+
+    #[test]
+    fn deadlines() {
+        let day = 1_795_000_000.0_f64.div_euclid(86_400.0) * 86_400.0;
+        let now = day + 7.0 * 3600.0; // 07:00 UTC
+        // Succeed by 06:00: yesterday's success at 05:00 does not count for today.
+        let st = state_with(Some(day - 19.0 * 3600.0), None);
+        assert_eq!(
+            deadline_lateness(&dl(Some("06:00"), None, None), "d", &st, now),
+            3600.0
+        );
+        // A success today at 06:30 (late) clears it.
+        let st = state_with(Some(day + 6.5 * 3600.0), None);
+        assert_eq!(
+            deadline_lateness(&dl(Some("06:00"), None, None), "d", &st, now),
+            0.0
+        );
+        // Before 06:00, yesterday's deadline applies and was met by a success yesterday.
+        let early = day + 3600.0;
+        let st = state_with(Some(day - 19.0 * 3600.0), None);
+        assert_eq!(
+            deadline_lateness(&dl(Some("06:00"), None, None), "d", &st, early),
+            0.0
+        );
+        // Max run duration.
+        let st = state_with(None, Some(now - 7200.0));
+        assert_eq!(
+            deadline_lateness(&dl(None, Some(3600), None), "d", &st, now),
+            3600.0
+        );
+        // Max age since success.
+        let st = state_with(Some(now - 100.0), None);
+        assert_eq!(
+            deadline_lateness(&dl(None, None, Some(60)), "d", &st, now),
+            40.0
+        );
+        assert_eq!(
+            deadline_lateness(&dl(None, None, Some(600)), "d", &st, now),
+            0.0
+        );
+    }
+}
