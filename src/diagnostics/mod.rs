@@ -519,7 +519,24 @@ pub fn registry(settings: &Settings) -> Result<Vec<Planned>, String> {
     let ctx = Arc::new(Context::from_settings(settings));
     let mut list = builtin(&ctx);
     for (i, q) in settings.queries.iter().enumerate() {
-        let d = custom::build(q).map_err(|e| format!("queries[{i}] (`{}`): {e}", q.name))?;
+        let at = |e: String| format!("queries[{i}] (`{}`): {e}", q.name);
+        let d = custom::build(q).map_err(at)?;
+        for existing in &list {
+            if existing.meta().name == d.meta().name {
+                return Err(at("the name is taken by another diagnostic".to_owned()));
+            }
+            if let Some(m) = d
+                .metrics()
+                .iter()
+                .find(|m| existing.metrics().iter().any(|e| e.name == m.name))
+            {
+                return Err(at(format!(
+                    "metric `{}` is produced by two diagnostics (also `{}`)",
+                    m.name,
+                    existing.meta().name
+                )));
+            }
+        }
         list.push(Arc::new(d.with_context(&ctx)));
     }
     check_unique(&list)?;
