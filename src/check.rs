@@ -31,6 +31,42 @@ impl Outcome {
     }
 }
 
+/// Runs every diagnostic of every target once and builds the report.
+/// Unreachable targets appear with `up = false` and no findings.
+pub async fn report(
+    config: &ValidatedConfig,
+) -> Result<(crate::report::Report, Outcome), DaemonError> {
+    let store = Arc::new(Store::new(
+        config.targets.iter().map(|t| t.environment.as_str()),
+    ));
+    let runners = daemon::runners(config, &store)?;
+    let mut outcome = Outcome::Ok;
+    for r in &runners {
+        match r.detect().await {
+            Ok(schema) => {
+                for p in r.plan.iter() {
+                    if let RunResult::Failed(_) = r.run_one(p, &schema).await
+                        && outcome == Outcome::Ok
+                    {
+                        outcome = Outcome::DiagnosticsFailed;
+                    }
+                }
+            }
+            Err(_) => outcome = Outcome::Unreachable,
+        }
+        r.db.close().await;
+    }
+    let envs: Vec<String> = config
+        .targets
+        .iter()
+        .map(|t| t.environment.clone())
+        .collect();
+    Ok((
+        crate::report::build(&store, &envs, &config.settings.thresholds),
+        outcome,
+    ))
+}
+
 /// Runs the check, writing the report to `out`.
 pub async fn run(config: &ValidatedConfig, out: &mut String) -> Result<Outcome, DaemonError> {
     let store = Arc::new(Store::new(

@@ -37,6 +37,11 @@ pub enum Command {
     /// Exit status: 0 when everything ran, 1 when some diagnostic failed,
     /// 69 when a database cannot be reached, 64 on a bad config.
     Check(TargetArgs),
+    /// Run every diagnostic once and print the findings against the
+    /// thresholds, grouped by category, with recommendations.
+    ///
+    /// The daemon serves the same report at /api/v1/report.
+    Report(ReportArgs),
     /// Configuration tools.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -80,6 +85,26 @@ pub struct TargetArgs {
     /// The `environment` label for --db-url.
     #[arg(long, default_value = "default", value_name = "NAME")]
     pub environment: String,
+}
+
+/// `windsock report`
+#[derive(Debug, Args, Clone)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    /// Targets.
+    pub target: TargetArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: ReportFormat,
+}
+
+/// Report formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    /// For people.
+    Text,
+    /// For machines (the same as GET /api/v1/report).
+    Json,
 }
 
 /// `windsock run`

@@ -67,6 +67,40 @@ pub fn runners(
         .collect()
 }
 
+/// Writes the report to `<path>.json` and `<path>.txt` every `every`
+/// (first after one interval, when collection has had time to run),
+/// through a temporary file so a reader never sees half a report.
+async fn write_reports(
+    path: std::path::PathBuf,
+    every: std::time::Duration,
+    store: Arc<Store>,
+    envs: Vec<String>,
+    thresholds: crate::config::Thresholds,
+    cancel: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        let report = crate::report::build(&store, &envs, &thresholds);
+        let json = serde_json::to_string_pretty(&report).unwrap_or_default();
+        let text = crate::report::render_text(&report);
+        for (ext, body) in [("json", json), ("txt", text)] {
+            let target = path.with_extension(ext);
+            let tmp = path.with_extension(format!("{ext}.tmp"));
+            let res = match tokio::fs::write(&tmp, body).await {
+                Ok(()) => tokio::fs::rename(&tmp, &target).await,
+                Err(e) => Err(e),
+            };
+            match res {
+                Ok(()) => info!(path = %target.display(), "Report written."),
+                Err(error) => warn!(path = %target.display(), %error, "Cannot write the report."),
+            }
+        }
+    }
+}
+
 /// Resolves when SIGINT or SIGTERM arrives.
 pub async fn shutdown_signal() {
     let ctrl_c = async {
@@ -117,7 +151,24 @@ pub async fn run(
         tasks.spawn(r.run(cancel.child_token()));
     }
 
-    let app = router(AppState::new(store));
+    let envs: Vec<String> = config
+        .targets
+        .iter()
+        .map(|t| t.environment.clone())
+        .collect();
+    if let Some(path) = config.settings.report.path.clone() {
+        let every = config.settings.report.interval;
+        let (store, envs, th) = (
+            store.clone(),
+            envs.clone(),
+            config.settings.thresholds.clone(),
+        );
+        let cancel = cancel.clone();
+        tasks.spawn(async move {
+            write_reports(path, every, store, envs, th, cancel).await;
+        });
+    }
+    let app = router(AppState::new(store).with_report(envs, config.settings.thresholds.clone()));
     let http_cancel = cancel.clone();
     let mut server = tokio::spawn(async move {
         axum::serve(listener, app)

@@ -8,11 +8,12 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 
+use crate::config::Thresholds;
 use crate::metrics::{CLASSIC_CONTENT_TYPE, Exposition, OPENMETRICS_CONTENT_TYPE, Store};
 
 /// Shared state of the handlers.
@@ -22,15 +23,25 @@ pub struct AppState {
     pub store: Arc<Store>,
     /// Its encoders.
     pub exposition: Arc<Exposition>,
+    /// Environments and thresholds of `/api/v1/report`.
+    pub report: Arc<(Vec<String>, Thresholds)>,
 }
 
 impl AppState {
-    /// State for a store.
+    /// State for a store, with default thresholds.
     pub fn new(store: Arc<Store>) -> AppState {
         AppState {
             exposition: Arc::new(Exposition::new(store.clone())),
             store,
+            report: Arc::new((Vec::new(), Thresholds::default())),
         }
+    }
+
+    /// Sets what `/api/v1/report` covers.
+    #[must_use]
+    pub fn with_report(mut self, environments: Vec<String>, thresholds: Thresholds) -> AppState {
+        self.report = Arc::new((environments, thresholds));
+        self
     }
 }
 
@@ -41,6 +52,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/api/v1/report", get(report))
         .fallback(not_found)
         .with_state(state)
 }
@@ -78,6 +90,37 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
         .into_response()
 }
 
+/// `GET /api/v1/report[?format=text]`: findings from the current snapshot.
+async fn report(State(state): State<AppState>, query: Query<ReportQuery>) -> Response {
+    let (envs, thresholds) = &*state.report;
+    let report = crate::report::build(&state.store, envs, thresholds);
+    match query.format.as_deref() {
+        Some("text") => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            )],
+            crate::report::render_text(&report),
+        )
+            .into_response(),
+        None | Some("json") => axum::Json(report).into_response(),
+        Some(_) => (
+            StatusCode::BAD_REQUEST,
+            axum::Json(serde_json::json!({
+                "error": "bad_format",
+                "message": "format is json (default) or text"
+            })),
+        )
+            .into_response(),
+    }
+}
+
+/// Query string of `/api/v1/report`.
+#[derive(Debug, serde::Deserialize)]
+struct ReportQuery {
+    format: Option<String>,
+}
+
 async fn healthz() -> &'static str {
     "ok\n"
 }
@@ -110,6 +153,7 @@ async fn landing() -> Html<String> {
          <li><a href=\"/metrics\">/metrics</a> (OpenMetrics or Prometheus text)</li>\n\
          <li><a href=\"/healthz\">/healthz</a> (process alive)</li>\n\
          <li><a href=\"/readyz\">/readyz</a> (first collection done)</li>\n\
+         <li><a href=\"/api/v1/report?format=text\">/api/v1/report</a> (findings; JSON by default)</li>\n\
          </ul></body></html>\n",
         crate::VERSION
     ))

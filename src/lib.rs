@@ -19,7 +19,9 @@
 //!   classic Prometheus text format).
 //! - [`http`]: `/metrics`, `/healthz`, `/readyz` and the landing page.
 //! - [`daemon`]: wiring and lifecycle (signals, graceful shutdown).
-//! - [`check`]: the one-shot `windsock check` report.
+//! - [`check`]: the one-shot `windsock check` and `windsock report`.
+//! - [`report`]: findings against thresholds, from the store (also served
+//!   at `/api/v1/report`).
 //! - [`demo`]: builds a demo SQLite metadata DB from a real Airflow schema.
 //!
 //! Data flows one way: `runner` → `db` → `diagnostics` → `metrics::Store`
@@ -40,6 +42,7 @@ pub mod docs;
 pub mod http;
 pub mod logging;
 pub mod metrics;
+pub mod report;
 pub mod runner;
 
 /// The crate version, as reported by `--version` and `windsock_build_info`.

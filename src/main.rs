@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use windsock::cli::{Cli, Command, ConfigCommand, TargetArgs};
+use windsock::cli::{Cli, Command, ConfigCommand, ReportFormat, TargetArgs};
 use windsock::config::{Settings, TargetSettings, ValidatedConfig};
 
 /// sysexits EX_CONFIG-ish: the configuration is unusable.
@@ -79,6 +79,35 @@ async fn dispatch(cli: Cli) -> ExitCode {
             print!("{report}");
             match res {
                 Ok(outcome) => ExitCode::from(outcome.exit_code()),
+                Err(e @ windsock::daemon::DaemonError::NoTargets) => {
+                    eprintln!("windsock: invalid configuration: {e}");
+                    ExitCode::from(EXIT_CONFIG)
+                }
+                Err(e) => {
+                    eprintln!("windsock: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Report(args) => {
+            let config = match load(&args.target) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            match windsock::check::report(&config).await {
+                Ok((report, outcome)) => {
+                    match args.format {
+                        ReportFormat::Text => print!("{}", windsock::report::render_text(&report)),
+                        ReportFormat::Json => match serde_json::to_string_pretty(&report) {
+                            Ok(j) => println!("{j}"),
+                            Err(e) => {
+                                eprintln!("windsock: cannot encode the report: {e}");
+                                return ExitCode::from(1);
+                            }
+                        },
+                    }
+                    ExitCode::from(outcome.exit_code())
+                }
                 Err(e @ windsock::daemon::DaemonError::NoTargets) => {
                     eprintln!("windsock: invalid configuration: {e}");
                     ExitCode::from(EXIT_CONFIG)

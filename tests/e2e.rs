@@ -170,5 +170,45 @@ fn demo_generate_only_then_check() {
             "{d} not ok in:\n{text}"
         );
     }
+    // The report: JSON for machines, with the zombie and the backlog found.
+    let out = Command::new(bin)
+        .args(["report", "--db-url", &url, "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let env = &report["environments"][0];
+    assert_eq!(env["environment"], "default");
+    assert_eq!(env["airflow_version"], "3.3.x");
+    let titles: Vec<&str> = env["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["title"].as_str().unwrap())
+        .collect();
+    assert!(
+        titles
+            .iter()
+            .any(|t| t.contains("zombie") && t.contains("sync_crm_us.pull_accounts")),
+        "{titles:?}"
+    );
+    assert!(
+        titles.contains(&"1 DAG file(s) fail to import"),
+        "{titles:?}"
+    );
+    let text = Command::new(bin)
+        .args(["report", "--db-url", &url])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("Recommendations:") && text.contains("[resources]"),
+        "{text}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

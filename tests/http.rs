@@ -107,3 +107,53 @@ async fn a_target_that_was_never_reached_is_down() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn report_endpoint() {
+    let store = Arc::new(Store::new(["prod"]));
+    store.set_up("prod", true);
+    let spec = Arc::new(
+        windsock::diagnostics::MetricSpec::gauge("airflow_zombie_task_candidates", "h", "n")
+            .labels(&["dag_id", "task_id"]),
+    );
+    store.publish(
+        "prod",
+        "zombie_tasks",
+        vec![windsock::diagnostics::Family {
+            label_names: spec.label_names().into(),
+            spec,
+            samples: vec![(vec!["etl".into(), "load".into()], 2.0)],
+        }],
+        1,
+        0.01,
+    );
+    let state = AppState::new(store.clone())
+        .with_report(vec!["prod".into()], windsock::config::Thresholds::default());
+    let call = |uri: &'static str| {
+        let app = router(state.clone());
+        async move {
+            let resp = app
+                .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            let status = resp.status();
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            (status, String::from_utf8(body.to_vec()).unwrap())
+        }
+    };
+    let (s, body) = call("/api/v1/report").await;
+    assert_eq!(s, StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let f = &v["environments"][0]["findings"][0];
+    assert_eq!(f["severity"], "critical");
+    assert_eq!(f["title"], "2 zombie candidate(s): etl.load");
+    let (s, body) = call("/api/v1/report?format=text").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        body.contains("CRITICAL 2 zombie candidate(s): etl.load"),
+        "{body}"
+    );
+    let (s, body) = call("/api/v1/report?format=xml").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(body.contains("bad_format"));
+}

@@ -75,6 +75,8 @@ pub struct Settings {
     pub deadlines: Vec<DeadlineSettings>,
     /// User-defined queries.
     pub queries: Vec<QuerySettings>,
+    /// The diagnostic report written on a schedule.
+    pub report: ReportSettings,
     /// The Airflow metadata databases to watch.
     pub targets: Vec<TargetSettings>,
 }
@@ -205,6 +207,27 @@ impl Default for DatabaseSettings {
             statement_timeout: Duration::from_secs(20),
             lock_timeout: Duration::from_secs(2),
             idle_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// `[report]`: the diagnostic report, also written to files on a schedule.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReportSettings {
+    /// Write `<path>.json` and `<path>.txt` here on every interval; unset:
+    /// no files (the report is still served at /api/v1/report).
+    pub path: Option<PathBuf>,
+    /// How often the files are rewritten.
+    #[serde(with = "humantime_serde_compat")]
+    pub interval: Duration,
+}
+
+impl Default for ReportSettings {
+    fn default() -> Self {
+        ReportSettings {
+            path: None,
+            interval: Duration::from_secs(3600),
         }
     }
 }
@@ -412,6 +435,12 @@ impl Settings {
 
 impl Settings {
     fn validate_registry(&self) -> Result<(), ConfigError> {
+        if self.report.interval.is_zero() {
+            return Err(ConfigError::key(
+                "report.interval",
+                "must be greater than zero",
+            ));
+        }
         let d = &self.diagnostics;
         if d.window.is_zero() {
             return Err(ConfigError::key(
