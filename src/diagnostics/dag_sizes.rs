@@ -143,7 +143,7 @@ pub(super) fn metadata_sql(schema: &Schema) -> String {
     }
 }
 
-fn payload_sql(db: &Db, schema: &Schema, n: usize) -> String {
+fn payload_sql(schema: &Schema, n: usize, ph: &dyn Fn(usize) -> String) -> String {
     let key = if schema.has_column("serialized_dag", "id") {
         "id"
     } else {
@@ -154,7 +154,7 @@ fn payload_sql(db: &Db, schema: &Schema, n: usize) -> String {
     } else {
         "data"
     };
-    let marks: Vec<String> = (1..=n).map(|i| db.placeholder(i)).collect();
+    let marks: Vec<String> = (1..=n).map(ph).collect();
     format!(
         "SELECT {key} AS row_id, {data} AS data, data_compressed FROM serialized_dag \
          WHERE {key} IN ({})",
@@ -232,6 +232,16 @@ impl Diagnostic for DagSizes {
         *self.state.lock().unwrap_or_else(|p| p.into_inner()) = State::default();
     }
 
+    fn explain_sql(&self, schema: &Schema) -> Vec<String> {
+        vec![
+            metadata_sql(schema),
+            // A literal that is a valid uuid and a valid dag_id.
+            payload_sql(schema, 2, &|n| {
+                format!("'00000000-0000-0000-0000-00000000000{n}'")
+            }),
+        ]
+    }
+
     async fn run(&self, db: &Db, schema: &Schema, timeout: Duration) -> Result<Output, DiagError> {
         let started = Instant::now();
         let meta = db.query(&metadata_sql(schema), timeout).await?;
@@ -276,7 +286,11 @@ impl Diagnostic for DagSizes {
             }
             let ids: Vec<String> = chunk.iter().map(|(id, _, _)| id.clone()).collect();
             let res = db
-                .query_bind(&payload_sql(db, schema, ids.len()), &ids, left)
+                .query_bind(
+                    &payload_sql(schema, ids.len(), &|i| db.placeholder(i)),
+                    &ids,
+                    left,
+                )
                 .await?;
             rows += res.rows.len();
             let (p_id, p_data, p_comp) = (

@@ -246,6 +246,117 @@ fn run_columns(d: Dialect) -> String {
     )
 }
 
+/// The statements of this diagnostic. `ph(n)` renders the placeholder of
+/// the n-th (1-based) parameter: the DB's placeholder at run time, a literal
+/// for `EXPLAIN`.
+mod q {
+    use super::*;
+
+    pub(super) fn page(d: Dialect, before: Option<i64>) -> String {
+        let cond = before.map_or_else(String::new, |c| format!("WHERE id < {c}"));
+        format!(
+            "SELECT {} FROM dag_run {cond} ORDER BY id DESC LIMIT {PAGE}",
+            run_columns(d)
+        )
+    }
+
+    pub(super) fn new_runs(d: Dialect, watermark: i64) -> String {
+        format!(
+            "SELECT {} FROM dag_run WHERE id > {watermark} ORDER BY id LIMIT {NEW_LIMIT}",
+            run_columns(d)
+        )
+    }
+
+    /// One subquery per state, so each uses its partial index.
+    pub(super) fn active_runs(d: Dialect) -> String {
+        let cols = run_columns(d);
+        format!(
+            "SELECT {cols} FROM dag_run WHERE state = 'queued' \
+             UNION ALL SELECT {cols} FROM dag_run WHERE state = 'running'"
+        )
+    }
+
+    pub(super) fn runs_by_id(d: Dialect, ids: &[i64]) -> String {
+        let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
+        format!(
+            "SELECT {} FROM dag_run WHERE id IN ({})",
+            run_columns(d),
+            ids.join(", ")
+        )
+    }
+
+    /// `(dag_id = ? AND run_id = ?) OR …` for `runs` runs.
+    pub(super) fn run_cond(runs: usize, ph: &dyn Fn(usize) -> String) -> String {
+        (0..runs)
+            .map(|i| {
+                format!(
+                    "(dag_id = {} AND run_id = {})",
+                    ph(2 * i + 1),
+                    ph(2 * i + 2)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" OR ")
+    }
+
+    pub(super) fn task_instances(d: Dialect, cond: &str) -> String {
+        format!(
+            "SELECT dag_id, run_id, task_id, state, try_number, {s} AS s, {e} AS e, \
+                    duration, {q} AS q, pool, COALESCE(queue, '') AS queue \
+             FROM task_instance WHERE {cond}",
+            s = sql::epoch(d, "start_date"),
+            e = sql::epoch(d, "end_date"),
+            q = sql::epoch(d, "queued_dttm"),
+        )
+    }
+
+    /// Earlier failed tries: `task_fail` rows, or failed history rows.
+    pub(super) fn failed_tries(table: &str, cond: &str) -> String {
+        if table == "task_fail" {
+            format!("SELECT dag_id, run_id, task_id FROM task_fail WHERE {cond}")
+        } else {
+            format!(
+                "SELECT dag_id, run_id, task_id FROM {table} \
+                 WHERE ({cond}) AND state IN ('failed', 'up_for_retry')"
+            )
+        }
+    }
+
+    pub(super) const LOG_START: &str = "SELECT MAX(id) AS max_id FROM log";
+
+    pub(super) fn log_events(watermark: i64) -> String {
+        format!(
+            "SELECT COALESCE(event, '') AS event, COUNT(*) AS n, MAX(id) AS max_id \
+             FROM log WHERE id > {watermark} GROUP BY event"
+        )
+    }
+
+    /// Per DAG, its newest successful run's end, by run date, which
+    /// Airflow's `dag_id_state` index serves. Each DAG id is bound twice.
+    pub(super) fn latest_successes(
+        schema: &Schema,
+        dags: usize,
+        ph: &dyn Fn(usize) -> String,
+    ) -> String {
+        let d = schema.dialect;
+        let cast = if d == Dialect::Postgres { "::text" } else { "" };
+        (0..dags)
+            .map(|i| {
+                format!(
+                    "SELECT {p1}{cast} AS dag_id, (SELECT {e} FROM dag_run \
+                       WHERE dag_id = {p2} AND state = 'success' \
+                       ORDER BY {date} DESC LIMIT 1) AS t",
+                    p1 = ph(2 * i + 1),
+                    p2 = ph(2 * i + 2),
+                    e = sql::epoch(d, "end_date"),
+                    date = run_date_col(schema),
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ")
+    }
+}
+
 fn f(c: &Cell) -> Option<f64> {
     c.as_f64()
 }
@@ -360,7 +471,6 @@ impl History {
         timeout: Duration,
     ) -> Result<usize, DiagError> {
         let d = schema.dialect;
-        let cols = run_columns(d);
         let now = now_unix();
         let window = self.ctx.window.as_secs_f64();
         let mut rows_read = 0;
@@ -373,13 +483,7 @@ impl History {
             // Walk back by primary key until the runs are older than the window.
             let mut cursor: Option<i64> = None;
             loop {
-                let cond = cursor.map_or_else(String::new, |c| format!("WHERE id < {c}"));
-                let rows = db
-                    .query(
-                        &format!("SELECT {cols} FROM dag_run {cond} ORDER BY id DESC LIMIT {PAGE}"),
-                        timeout,
-                    )
-                    .await?;
+                let rows = db.query(&q::page(d, cursor), timeout).await?;
                 rows_read += rows.rows.len();
                 let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
                 Self::merge(&mut st, &rows, false);
@@ -412,23 +516,8 @@ impl History {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .watermark;
-        let new = db
-            .query(
-                &format!(
-                    "SELECT {cols} FROM dag_run WHERE id > {watermark} ORDER BY id LIMIT {NEW_LIMIT}"
-                ),
-                timeout,
-            )
-            .await?;
-        let active = db
-            .query(
-                &format!(
-                    "SELECT {cols} FROM dag_run WHERE state = 'queued' \
-                     UNION ALL SELECT {cols} FROM dag_run WHERE state = 'running'"
-                ),
-                timeout,
-            )
-            .await?;
+        let new = db.query(&q::new_runs(d, watermark), timeout).await?;
+        let active = db.query(&q::active_runs(d), timeout).await?;
         rows_read += new.rows.len() + active.rows.len();
         let was_active: Vec<i64> = {
             let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -447,16 +536,7 @@ impl History {
                 .collect()
         };
         for chunk in was_active.chunks(500) {
-            let ids: Vec<String> = chunk.iter().map(i64::to_string).collect();
-            let rows = db
-                .query(
-                    &format!(
-                        "SELECT {cols} FROM dag_run WHERE id IN ({})",
-                        ids.join(", ")
-                    ),
-                    timeout,
-                )
-                .await?;
+            let rows = db.query(&q::runs_by_id(d, chunk), timeout).await?;
             rows_read += rows.rows.len();
             let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
             Self::merge(&mut st, &rows, true);
@@ -505,51 +585,18 @@ impl History {
         };
         let mut rows_read = 0;
         for chunk in pending.chunks(RUN_BATCH) {
-            let mut binds = Vec::with_capacity(chunk.len() * 2);
-            let mut conds = Vec::with_capacity(chunk.len());
-            for (_, dag, run) in chunk {
-                binds.push(dag.clone());
-                binds.push(run.clone());
-                conds.push(format!(
-                    "(dag_id = {} AND run_id = {})",
-                    db.placeholder(binds.len() - 1),
-                    db.placeholder(binds.len())
-                ));
-            }
-            let cond = conds.join(" OR ");
+            let binds: Vec<String> = chunk
+                .iter()
+                .flat_map(|(_, dag, run)| [dag.clone(), run.clone()])
+                .collect();
+            let cond = q::run_cond(chunk.len(), &|n| db.placeholder(n));
             let tis = db
-                .query_bind(
-                    &format!(
-                        "SELECT dag_id, run_id, task_id, state, try_number, {s} AS s, {e} AS e, \
-                                duration, {q} AS q, pool, COALESCE(queue, '') AS queue \
-                         FROM task_instance WHERE {cond}",
-                        s = sql::epoch(d, "start_date"),
-                        e = sql::epoch(d, "end_date"),
-                        q = sql::epoch(d, "queued_dttm"),
-                    ),
-                    &binds,
-                    timeout,
-                )
+                .query_bind(&q::task_instances(d, &cond), &binds, timeout)
                 .await?;
             let failed_tries = match history_table {
-                Some("task_fail") => Some(
-                    db.query_bind(
-                        &format!("SELECT dag_id, run_id, task_id FROM task_fail WHERE {cond}"),
-                        &binds,
-                        timeout,
-                    )
-                    .await?,
-                ),
                 Some(t) => Some(
-                    db.query_bind(
-                        &format!(
-                            "SELECT dag_id, run_id, task_id FROM {t} \
-                             WHERE ({cond}) AND state IN ('failed', 'up_for_retry')"
-                        ),
-                        &binds,
-                        timeout,
-                    )
-                    .await?,
+                    db.query_bind(&q::failed_tries(t, &cond), &binds, timeout)
+                        .await?,
                 ),
                 None => None,
             };
@@ -643,15 +690,7 @@ impl History {
                 .log_watermark = Some(max);
             return Ok(1);
         };
-        let rows = db
-            .query(
-                &format!(
-                    "SELECT COALESCE(event, '') AS event, COUNT(*) AS n, MAX(id) AS max_id \
-                     FROM log WHERE id > {wm} GROUP BY event"
-                ),
-                timeout,
-            )
-            .await?;
+        let rows = db.query(&q::log_events(wm), timeout).await?;
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let mut max = wm;
         for r in &rows.rows {
@@ -680,29 +719,16 @@ impl History {
                 .cloned()
                 .collect()
         };
-        let d = schema.dialect;
-        let date = run_date_col(schema);
         let mut read = 0;
         for chunk in missing.chunks(RUN_BATCH) {
-            // Per DAG: its newest successful run by run date, which Airflow's
-            // unique (dag_id, run date) index serves backwards.
             // Each DAG id is bound twice (`?` placeholders are positional).
-            let cast = if d == Dialect::Postgres { "::text" } else { "" };
-            let parts: Vec<String> = (0..chunk.len())
-                .map(|i| {
-                    format!(
-                        "SELECT {p1}{cast} AS dag_id, (SELECT {e} FROM dag_run \
-                           WHERE dag_id = {p2} AND state = 'success' \
-                           ORDER BY {date} DESC LIMIT 1) AS t",
-                        p1 = db.placeholder(2 * i + 1),
-                        p2 = db.placeholder(2 * i + 2),
-                        e = sql::epoch(d, "end_date"),
-                    )
-                })
-                .collect();
             let binds: Vec<String> = chunk.iter().flat_map(|d| [d.clone(), d.clone()]).collect();
             let rows = db
-                .query_bind(&parts.join(" UNION ALL "), &binds, timeout)
+                .query_bind(
+                    &q::latest_successes(schema, chunk.len(), &|n| db.placeholder(n)),
+                    &binds,
+                    timeout,
+                )
                 .await?;
             read += rows.rows.len();
             let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -733,6 +759,29 @@ impl Diagnostic for History {
 
     fn reset(&self) {
         *self.state.lock().unwrap_or_else(|p| p.into_inner()) = State::default();
+    }
+
+    fn explain_sql(&self, schema: &Schema) -> Vec<String> {
+        let d = schema.dialect;
+        let lit = |n: usize| format!("'x{n}'");
+        let cond = q::run_cond(3, &lit);
+        let mut out = vec![
+            q::page(d, None),
+            q::page(d, Some(1000)),
+            q::new_runs(d, 1000),
+            q::active_runs(d),
+            q::runs_by_id(d, &[1, 2, 3]),
+            q::task_instances(d, &cond),
+            q::LOG_START.to_owned(),
+            q::log_events(1000),
+            q::latest_successes(schema, 2, &lit),
+        ];
+        if schema.has(Capability::TaskInstanceHistory) {
+            out.push(q::failed_tries("task_instance_history", &cond));
+        } else if schema.has(Capability::TaskFail) {
+            out.push(q::failed_tries("task_fail", &cond));
+        }
+        out
     }
 
     async fn run(&self, db: &Db, schema: &Schema, timeout: Duration) -> Result<Output, DiagError> {

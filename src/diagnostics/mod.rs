@@ -284,6 +284,10 @@ pub trait Diagnostic: Send + Sync + std::fmt::Debug {
 
     /// Forgets any state kept between runs (called when the schema changed).
     fn reset(&self) {}
+
+    /// The statements a run issues, with literals in place of parameters,
+    /// for `EXPLAIN` (the query-plan test) and documentation.
+    fn explain_sql(&self, schema: &Schema) -> Vec<String>;
 }
 
 /// What diagnostics may depend on besides the schema: the window and the
@@ -390,6 +394,10 @@ impl Diagnostic for SqlDiagnostic {
             Some(c) => Err(Skip::Missing(*c)),
             None => self.sql_for(schema).map(|_| ()),
         }
+    }
+
+    fn explain_sql(&self, schema: &Schema) -> Vec<String> {
+        self.sql_for(schema).into_iter().collect()
     }
 
     async fn run(&self, db: &Db, schema: &Schema, timeout: Duration) -> Result<Output, DiagError> {
