@@ -114,3 +114,20 @@ fn names_do_not_collide_with_peers() {
         );
     }
 }
+
+/// The table of the original's 38 queries names only exported metrics.
+#[test]
+fn original_query_mapping_is_complete_and_real() {
+    let names = exported_names();
+    let mapping = windsock::docs::ORIGINAL_QUERIES;
+    assert_eq!(mapping.len(), 38);
+    for (i, (n, _, metrics, _)) in mapping.iter().enumerate() {
+        assert_eq!(usize::from(*n), i + 1);
+        for m in metrics.split(", ") {
+            assert!(
+                names.iter().any(|e| e == m),
+                "query {n}: {m} is not exported"
+            );
+        }
+    }
+}

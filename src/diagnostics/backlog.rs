@@ -17,6 +17,8 @@ pub(super) fn backlog() -> SqlDiagnostic {
         Meta {
             name: "task_backlog".into(),
             help: "Queued and scheduled task instances and the age of the oldest, per pool and queue".into(),
+            source: "task_instance (ti_state index)".into(),
+            cost: "index lookup of queued and scheduled rows".into(),
             category: Category::Scheduling,
             interval: Duration::from_secs(15),
             timeout: None,

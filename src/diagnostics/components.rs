@@ -24,6 +24,8 @@ pub(super) fn heartbeats() -> SqlDiagnostic {
         Meta {
             name: "component_heartbeats".into(),
             help: "Latest heartbeat of each scheduler, triggerer and dag-processor".into(),
+            source: "job (job_type_heart index)".into(),
+            cost: "range scan of the last day's component jobs".into(),
             category: Category::Components,
             interval: Duration::from_secs(10),
             timeout: None,

@@ -116,6 +116,8 @@ pub fn build(q: &QuerySettings) -> Result<SqlDiagnostic, String> {
             interval: q.interval,
             timeout: q.timeout,
             requires: Vec::new(),
+            source: "user-defined SQL".into(),
+            cost: "as written".into(),
         },
         sql,
         specs,

@@ -20,6 +20,9 @@ pub(super) fn active() -> SqlDiagnostic {
         Meta {
             name: "dag_run_states".into(),
             help: "DAG runs currently queued or running".into(),
+            source: "dag_run (partial indexes idx_dag_run_queued_dags, idx_dag_run_running_dags)"
+                .into(),
+            cost: "two index-only counts".into(),
             category: Category::Runs,
             interval: Duration::from_secs(15),
             timeout: None,

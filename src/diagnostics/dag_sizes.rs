@@ -68,6 +68,8 @@ pub(super) fn sizes() -> DagSizes {
         meta: Meta {
             name: "dag_sizes".into(),
             help: "Serialized DAG sizes (stored and JSON), task counts, operator mix, serialization churn".into(),
+            source: "serialized_dag, dag_version".into(),
+            cost: "size metadata of every DAG; payloads only for changed hashes, at most 200 per run".into(),
             category: Category::Dags,
             interval: Duration::from_secs(300),
             timeout: Some(Duration::from_secs(60)),

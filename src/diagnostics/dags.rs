@@ -15,6 +15,8 @@ pub(super) fn states() -> SqlDiagnostic {
         Meta {
             name: "dag_states".into(),
             help: "DAGs by state: active, paused, stale".into(),
+            source: "dag".into(),
+            cost: "one pass over dag (one row per DAG)".into(),
             category: super::Category::Dags,
             interval: Duration::from_secs(60),
             timeout: None,

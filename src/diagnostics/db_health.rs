@@ -30,6 +30,8 @@ pub(super) fn tables() -> SqlDiagnostic {
         Meta {
             name: "db_tables".into(),
             help: "Size, row estimate and vacuum state of every metadata table".into(),
+            source: "pg_stat_user_tables; information_schema.TABLES; SQLite dbstat".into(),
+            cost: "catalog read (SQLite: dbstat walks the file's page map)".into(),
             category: Category::Database,
             interval: Duration::from_secs(300),
             timeout: None,
@@ -111,6 +113,8 @@ pub(super) fn indexes() -> SqlDiagnostic {
         Meta {
             name: "db_indexes".into(),
             help: "Size and use of every index of the metadata DB (PostgreSQL)".into(),
+            source: "pg_stat_user_indexes".into(),
+            cost: "catalog read".into(),
             category: Category::Database,
             interval: Duration::from_secs(3600),
             timeout: None,
@@ -150,6 +154,8 @@ pub(super) fn activity() -> SqlDiagnostic {
         Meta {
             name: "db_activity".into(),
             help: "Sessions, lock waits and long transactions on the metadata DB".into(),
+            source: "pg_stat_activity; information_schema.PROCESSLIST, INNODB_TRX".into(),
+            cost: "catalog read".into(),
             category: Category::Database,
             interval: Duration::from_secs(30),
             timeout: None,
@@ -217,6 +223,8 @@ pub(super) fn growth() -> SqlDiagnostic {
         Meta {
             name: "db_growth".into(),
             help: "Highest id of the growing tables; rate() of it is their insert rate".into(),
+            source: "MAX(id) of dag_run, log, job, task_fail, callback_request".into(),
+            cost: "one primary-key probe per table".into(),
             category: Category::Database,
             interval: Duration::from_secs(60),
             timeout: None,

@@ -217,6 +217,8 @@ pub(super) fn history(ctx: &Arc<Context>) -> History {
         meta: Meta {
             name: "run_history".into(),
             help: "Success rates, durations, failures, retries, delays, concurrency, completions and deadlines over the window".into(),
+            source: "dag_run, task_instance, task_instance_history or task_fail, log, dag".into(),
+            cost: "new and active rows only (primary key, partial indexes, ti_dag_run); the window is loaded once, by primary key".into(),
             category: Category::Runs,
             interval: Duration::from_secs(30),
             timeout: Some(Duration::from_secs(60)),

@@ -13,6 +13,8 @@ pub(super) fn count() -> SqlDiagnostic {
         Meta {
             name: "import_errors".into(),
             help: "DAG files that fail to import".into(),
+            source: "import_error".into(),
+            cost: "count of a small table".into(),
             category: Category::Dags,
             interval: Duration::from_secs(60),
             timeout: None,

@@ -17,6 +17,8 @@ pub(super) fn alive() -> SqlDiagnostic {
         Meta {
             name: "component_liveness".into(),
             help: "Number of alive schedulers, triggerers and dag-processors".into(),
+            source: "job (job_type_heart index)".into(),
+            cost: "range scan of recent component heartbeats".into(),
             category: Category::Components,
             interval: Duration::from_secs(10),
             timeout: None,

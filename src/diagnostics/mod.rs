@@ -215,6 +215,10 @@ pub struct Meta {
     pub timeout: Option<Duration>,
     /// Capabilities the schema must have.
     pub requires: Vec<Capability>,
+    /// Tables (or catalogs) it reads, and through which indexes.
+    pub source: Cow<'static, str>,
+    /// What one run costs the database.
+    pub cost: Cow<'static, str>,
 }
 
 /// Why a diagnostic does not apply to a schema. Not an error.

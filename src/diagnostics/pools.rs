@@ -19,6 +19,8 @@ pub(super) fn slots() -> SqlDiagnostic {
         Meta {
             name: "pool_slots".into(),
             help: "Pool sizes and the slots task instances hold in them".into(),
+            source: "slot_pool, task_instance (ti_pool index)".into(),
+            cost: "one index lookup per pool and state".into(),
             category: Category::Resources,
             interval: Duration::from_secs(15),
             timeout: None,

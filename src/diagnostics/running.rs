@@ -15,6 +15,8 @@ pub(super) fn runs() -> SqlDiagnostic {
         Meta {
             name: "running_runs".into(),
             help: "Age of the oldest running DAG run, per DAG".into(),
+            source: "dag_run (idx_dag_run_running_dags)".into(),
+            cost: "partial-index scan of running runs".into(),
             category: Category::Runs,
             interval: Duration::from_secs(30),
             timeout: None,
@@ -48,6 +50,8 @@ pub(super) fn tasks() -> SqlDiagnostic {
         Meta {
             name: "running_tasks".into(),
             help: "Age of the oldest running task instance, per DAG and task".into(),
+            source: "task_instance (ti_state index)".into(),
+            cost: "index lookup of running rows".into(),
             category: Category::Runs,
             interval: Duration::from_secs(30),
             timeout: None,

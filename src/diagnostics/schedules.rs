@@ -21,6 +21,8 @@ pub(super) fn overdue() -> SqlDiagnostic {
         Meta {
             name: "missed_schedules".into(),
             help: "Active DAGs whose next scheduled run is overdue".into(),
+            source: "dag".into(),
+            cost: "one pass over dag".into(),
             category: Category::Scheduling,
             interval: Duration::from_secs(60),
             timeout: None,

@@ -18,6 +18,8 @@ pub(super) fn misses() -> SqlDiagnostic {
         Meta {
             name: "sla_misses".into(),
             help: "SLA misses Airflow 2 recorded in the window, per DAG and task".into(),
+            source: "sla_miss".into(),
+            cost: "window over a small table (no time index exists)".into(),
             category: Category::Sla,
             interval: Duration::from_secs(60),
             timeout: None,

@@ -27,6 +27,8 @@ pub(super) fn active() -> SqlDiagnostic {
         Meta {
             name: "task_instance_states".into(),
             help: "Task instances currently in a non-terminal state".into(),
+            source: "task_instance (ti_state index)".into(),
+            cost: "seven index-only counts".into(),
             category: Category::Runs,
             interval: Duration::from_secs(15),
             timeout: None,

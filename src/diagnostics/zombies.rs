@@ -22,6 +22,8 @@ pub(super) fn candidates() -> SqlDiagnostic {
         Meta {
             name: "zombie_tasks".into(),
             help: "Running task instances whose heartbeat is older than the zombie threshold".into(),
+            source: "task_instance (ti_state index); job by primary key on Airflow 2".into(),
+            cost: "index lookup of running rows".into(),
             category: Category::Resources,
             interval: Duration::from_secs(15),
             timeout: None,
