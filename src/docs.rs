@@ -312,7 +312,8 @@ pub fn metrics_markdown() -> String {
     }
     out.push_str(
         "\nDialect limits: `db_indexes` runs on PostgreSQL only, `db_activity` on PostgreSQL and \
-         MySQL/MariaDB; `sla_misses` on Airflow 2 only.\n\n\
+         MySQL/MariaDB; `sla_misses` on Airflow 2 only. `dag_owners` is off unless enabled \
+         (`[diagnostics.overrides.dag_owners] enabled = true`).\n\n\
          ## Airflow metrics\n\n\
          | metric | type | unit | labels | meaning | diagnostic |\n\
          |---|---|---|---|---|---|\n",

@@ -295,6 +295,39 @@ async fn scenario(dialect: Dialect, version: &str) {
         "{v:?}"
     );
 
+    // Audit-log rows written after windsock started are counted once each,
+    // including a row whose id is below ones already counted (a transaction
+    // that committed late).
+    sc.db.exec_script("INSERT INTO log (id, event, dag_id) VALUES (100, 'trigger', 'd1'), (101, 'cli_task_run', 'd1')").await;
+    let v = collect(&r).await;
+    assert_eq!(
+        v.get("airflow_audit_log_events{event=trigger}"),
+        Some(&1.0),
+        "{v:?}"
+    );
+    sc.db
+        .exec_script("INSERT INTO log (id, event, dag_id) VALUES (90, 'trigger', 'd1')")
+        .await;
+    // A new run appears.
+    sc.run(5, "queued", 0.0, None).await;
+    for _ in 0..2 {
+        let v = collect(&r).await;
+        assert_eq!(
+            v.get("airflow_audit_log_events{event=trigger}"),
+            Some(&2.0),
+            "{v:?}"
+        );
+        assert_eq!(
+            v.get("airflow_audit_log_events{event=cli_task_run}"),
+            Some(&1.0)
+        );
+        assert_eq!(
+            v.get("airflow_dag_runs_created{dag_id=d1}"),
+            Some(&1.0),
+            "{v:?}"
+        );
+    }
+
     // Run 3 succeeds: counted once, its task instance too, never again.
     sc.ti(3, ("t1", "success", 1), 0.7 * h, 60.0, 0).await;
     sc.set_run(3, "success", 0.0).await;

@@ -180,3 +180,50 @@ fn bad_queries_name_the_query() {
         assert!(err.contains(needle), "{needle}: {err}");
     }
 }
+
+/// Owners are exported only when enabled, as an info metric.
+#[tokio::test]
+async fn owners_only_when_enabled() {
+    let plan = diagnostics::registry(&Settings::default()).unwrap();
+    assert!(
+        !plan
+            .iter()
+            .any(|p| p.diagnostic.meta().name == "dag_owners")
+    );
+    let s = settings("[diagnostics.overrides.dag_owners]\nenabled = true\n");
+    let dir = std::env::temp_dir().join(format!("windsock-owners-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("demo.db");
+    windsock::demo::create(&path, 1).await.unwrap();
+    let store = Arc::new(Store::new(["t"]));
+    let r = TargetRunner {
+        environment: "t".into(),
+        db: windsock::db::Db::new(&windsock::db::url::DbUrl::sqlite_file(&path), &s.database)
+            .unwrap(),
+        plan: Arc::new(diagnostics::registry(&s).unwrap()),
+        store: store.clone(),
+        settings: s.collection.clone(),
+        limits: Arc::new(windsock::metrics::limits::Limits::default()),
+    };
+    let schema = r.detect().await.unwrap();
+    let p = r
+        .plan
+        .iter()
+        .find(|p| p.diagnostic.meta().name == "dag_owners")
+        .unwrap();
+    assert!(matches!(
+        r.run_one(p, &schema).await,
+        windsock::runner::RunResult::Ok(_)
+    ));
+    let text = Exposition::new(store.clone()).openmetrics();
+    assert!(
+        text.contains(
+            "airflow_dag_owner_info{environment=\"t\",dag_id=\"train_model_eu\",owners=\"ml\"} 1"
+        ),
+        "{text}"
+    );
+    // Stale DAGs are left out.
+    assert!(!text.contains("dag_id=\"audit_access_apac\""), "{text}");
+    r.db.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

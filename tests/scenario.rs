@@ -110,6 +110,24 @@ async fn scenario_on_every_schema_version() {
             !all.keys().any(|k| k.contains("scheduler-old")),
             "{version}"
         );
+        // The zombie's task finishes: the candidate disappears.
+        db.exec_script(
+            "UPDATE task_instance SET state = 'success' WHERE task_id = 'pull_accounts'",
+        )
+        .await;
+        let zombies = r
+            .plan
+            .iter()
+            .find(|p| p.diagnostic.meta().name == "zombie_tasks")
+            .unwrap();
+        match r.run_one(zombies, &schema).await {
+            RunResult::Ok(out) => assert!(
+                out.families.iter().all(|f| f.samples.is_empty()),
+                "{version}: {:?}",
+                out.families
+            ),
+            other => panic!("{other:?}"),
+        }
         r.db.close().await;
     }
 }

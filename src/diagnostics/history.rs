@@ -52,6 +52,10 @@ const RUN_BATCH: usize = 40;
 const NEW_LIMIT: usize = 20_000;
 /// A run with at least this many failed tasks is a failure cascade.
 const CASCADE_TASKS: usize = 3;
+/// Ids below the watermark that are read again: a row whose transaction
+/// took an id before a newer row's but committed after it is still seen
+/// (and, for the log, counted once: ids already counted are remembered).
+const OVERLAP: i64 = 256;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum RunState {
@@ -133,10 +137,16 @@ struct State {
     initialized: bool,
     watermark: i64,
     log_watermark: Option<i64>,
+    /// Log ids counted within the overlap below the watermark.
+    log_seen: std::collections::BTreeSet<i64>,
+    /// The log's highest id when windsock started: rows up to it are not
+    /// events windsock saw happen.
+    log_floor: i64,
     runs: BTreeMap<i64, RunRec>,
     /// Interned strings (DAG ids, task ids, states, pools).
     names: HashSet<Arc<str>>,
     run_completions: BTreeMap<(Arc<str>, &'static str), u64>,
+    run_creations: BTreeMap<Arc<str>, u64>,
     task_completions: BTreeMap<(Arc<str>, Arc<str>), u64>,
     log_events: BTreeMap<String, u64>,
     /// Latest success per DAG, including successes older than the window.
@@ -185,7 +195,8 @@ mod m {
     pub(super) const LOG_EVENTS: usize = 15;
     pub(super) const DEADLINE_MISSED: usize = 16;
     pub(super) const DEADLINE_LATENESS: usize = 17;
-    pub(super) const COUNT: usize = 18;
+    pub(super) const RUN_CREATIONS: usize = 18;
+    pub(super) const COUNT: usize = 19;
 }
 
 pub(super) fn history(ctx: &Arc<Context>) -> History {
@@ -207,10 +218,11 @@ pub(super) fn history(ctx: &Arc<Context>) -> History {
         g("airflow_concurrency_peak", "Peak number of DAG runs and task instances running at the same time, from their start and end timestamps, over the last hour and the window", &["kind", "period"]).merge(Aggregate::Max),
         g("airflow_task_queue_wait_window_seconds", "Wait from queued to started of task instances in the window, per pool and queue (executor lag): p50, p95, max", &["pool", "queue", "stat"]).merge(Aggregate::Max),
         c("airflow_dag_run_completions", "DAG runs that reached a final state since windsock started", &["dag_id", "state"]),
-        c("airflow_task_instance_completions", "Task instances of finished runs, by final state, since windsock started", &["dag_id", "state"]),
+        c("airflow_task_instance_completions", "Task instances of finished runs, by final state, since windsock started (counted when the run finishes; all but skipped and upstream_failed ran, so rate() is the task start rate)", &["dag_id", "state"]),
         c("airflow_audit_log_events", "Rows written to Airflow's audit log (log table) since windsock started, by event", &["event"]),
         g("airflow_deadline_missed", "1 when a windsock deadline ([[deadlines]]) of the DAG is missed, else 0", &["dag_id", "deadline"]).merge(Aggregate::Max),
         g("airflow_deadline_lateness_seconds", "How far past its windsock deadline the DAG is (0 when met)", &["dag_id", "deadline"]).merge(Aggregate::Max),
+        c("airflow_dag_runs_created", "DAG runs created since windsock started (rate() gives runs per hour)", &["dag_id"]),
     ];
     debug_assert_eq!(metrics.len(), m::COUNT);
     History {
@@ -262,10 +274,13 @@ mod q {
         )
     }
 
+    /// New runs, from the overlap below the watermark on (rows already
+    /// known merge without being counted twice).
     pub(super) fn new_runs(d: Dialect, watermark: i64) -> String {
         format!(
-            "SELECT {} FROM dag_run WHERE id > {watermark} ORDER BY id LIMIT {NEW_LIMIT}",
-            run_columns(d)
+            "SELECT {} FROM dag_run WHERE id > {} ORDER BY id LIMIT {NEW_LIMIT}",
+            run_columns(d),
+            watermark - OVERLAP
         )
     }
 
@@ -326,10 +341,11 @@ mod q {
 
     pub(super) const LOG_START: &str = "SELECT MAX(id) AS max_id FROM log";
 
+    /// Log rows from the overlap below the watermark on.
     pub(super) fn log_events(watermark: i64) -> String {
         format!(
-            "SELECT COALESCE(event, '') AS event, COUNT(*) AS n, MAX(id) AS max_id \
-             FROM log WHERE id > {watermark} GROUP BY event"
+            "SELECT id, COALESCE(event, '') AS event FROM log WHERE id > {} ORDER BY id",
+            watermark - OVERLAP
         )
     }
 
@@ -449,6 +465,8 @@ impl History {
                 // Finished before windsock looked: part of the window, but
                 // not a completion windsock observed.
                 rec.counted = !rec.state.active();
+            } else {
+                *st.run_creations.entry(rec.dag.clone()).or_insert(0) += 1;
             }
             if !rec.state.active() && !rec.counted && initialized {
                 rec.counted = true;
@@ -686,21 +704,27 @@ impl History {
                 .query("SELECT MAX(id) AS max_id FROM log", timeout)
                 .await?;
             let max = rows.rows.first().and_then(|r| r[0].as_f64()).unwrap_or(0.0) as i64;
-            self.state
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .log_watermark = Some(max);
+            let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            st.log_watermark = Some(max);
+            st.log_floor = max;
             return Ok(1);
         };
         let rows = db.query(&q::log_events(wm), timeout).await?;
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let mut max = wm;
         for r in &rows.rows {
-            *st.log_events.entry(r[0].as_label()).or_insert(0) +=
-                r[1].as_f64().unwrap_or(0.0) as u64;
-            max = max.max(r[2].as_f64().unwrap_or(0.0) as i64);
+            let id = r[0].as_f64().unwrap_or(0.0) as i64;
+            // Rows that predate windsock, and rows already counted, are not
+            // counted (again).
+            if id <= st.log_floor || !st.log_seen.insert(id) {
+                continue;
+            }
+            *st.log_events.entry(r[1].as_label()).or_insert(0) += 1;
+            max = max.max(id);
         }
         st.log_watermark = Some(max);
+        let floor = max - OVERLAP;
+        st.log_seen.retain(|id| *id > floor);
         Ok(rows.rows.len())
     }
 
@@ -1001,6 +1025,9 @@ impl History {
         }
         for ((dag, state), n) in &st.task_completions {
             s[m::TASK_COMPLETIONS].push((vec![dag.to_string(), state.to_string()], *n as f64));
+        }
+        for (dag, n) in &st.run_creations {
+            s[m::RUN_CREATIONS].push((vec![dag.to_string()], *n as f64));
         }
         for (event, n) in &st.log_events {
             s[m::LOG_EVENTS].push((vec![event.clone()], *n as f64));

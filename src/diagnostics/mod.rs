@@ -20,6 +20,7 @@ mod db_health;
 mod history;
 mod import_errors;
 mod liveness;
+mod owners;
 mod pools;
 mod running;
 mod schedules;
@@ -488,6 +489,7 @@ pub fn builtin(ctx: &Arc<Context>) -> Vec<Arc<dyn Diagnostic>> {
         // DAGs
         sql(dags::states()),
         sql(import_errors::count()),
+        sql(owners::owners()),
         Arc::new(dag_sizes::sizes()),
         // Runs and tasks in flight
         sql(dag_runs::active()),
@@ -512,6 +514,10 @@ pub fn builtin(ctx: &Arc<Context>) -> Vec<Arc<dyn Diagnostic>> {
         sql(db_health::growth()),
     ]
 }
+
+/// Diagnostics that run only when `[diagnostics.overrides.<name>]` enables
+/// them.
+pub const OFF_BY_DEFAULT: &[&str] = &["dag_owners"];
 
 /// A diagnostic with its effective schedule.
 #[derive(Debug, Clone)]
@@ -569,7 +575,8 @@ pub fn registry(settings: &Settings) -> Result<Vec<Planned>, String> {
                 .get(d.meta().name.as_ref())
                 .cloned()
                 .unwrap_or_default();
-            if o.enabled == Some(false) {
+            let default_on = !OFF_BY_DEFAULT.contains(&d.meta().name.as_ref());
+            if !o.enabled.unwrap_or(default_on) {
                 return None;
             }
             Some(Planned {
