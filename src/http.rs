@@ -1,7 +1,7 @@
 //! The HTTP side: `/metrics`, `/healthz`, `/readyz` and a landing page.
 //!
-//! `/metrics` is encoded from the in-memory store; a scrape never queries
-//! the database. Content negotiation: a scraper that accepts
+//! `/metrics` is served from encodings of the in-memory store shared by all
+//! scrapes ([`ScrapeCache`]); a scrape never queries the database. Content negotiation: a scraper that accepts
 //! `application/openmetrics-text` (Prometheus does) gets OpenMetrics, anything
 //! else (curl, older scrapers) the classic text format 0.0.4.
 
@@ -14,15 +14,15 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 
 use crate::config::Thresholds;
-use crate::metrics::{CLASSIC_CONTENT_TYPE, Exposition, OPENMETRICS_CONTENT_TYPE, Store};
+use crate::metrics::{CLASSIC_CONTENT_TYPE, Format, OPENMETRICS_CONTENT_TYPE, ScrapeCache, Store};
 
 /// Shared state of the handlers.
 #[derive(Debug, Clone)]
 pub struct AppState {
     /// The snapshot.
     pub store: Arc<Store>,
-    /// Its encoders.
-    pub exposition: Arc<Exposition>,
+    /// Its encodings, shared by all scrapes.
+    pub cache: Arc<ScrapeCache>,
     /// Environments and thresholds of `/api/v1/report`.
     pub report: Arc<(Vec<String>, Thresholds)>,
 }
@@ -31,7 +31,7 @@ impl AppState {
     /// State for a store, with default thresholds.
     pub fn new(store: Arc<Store>) -> AppState {
         AppState {
-            exposition: Arc::new(Exposition::new(store.clone())),
+            cache: Arc::new(ScrapeCache::new(store.clone())),
             store,
             report: Arc::new((Vec::new(), Thresholds::default())),
         }
@@ -78,14 +78,15 @@ pub fn wants_openmetrics(headers: &HeaderMap) -> bool {
 }
 
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let (body, ctype) = if wants_openmetrics(&headers) {
-        (state.exposition.openmetrics(), OPENMETRICS_CONTENT_TYPE)
+    let (format, ctype) = if wants_openmetrics(&headers) {
+        (Format::OpenMetrics, OPENMETRICS_CONTENT_TYPE)
     } else {
-        (state.exposition.classic(), CLASSIC_CONTENT_TYPE)
+        (Format::Classic, CLASSIC_CONTENT_TYPE)
     };
+    let encoded = state.cache.get(format);
     (
         [(header::CONTENT_TYPE, HeaderValue::from_static(ctype))],
-        body,
+        encoded.body.clone(),
     )
         .into_response()
 }

@@ -8,8 +8,9 @@
 //! (`windsock_diagnostic_success`, `..._last_success_timestamp_seconds`).
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
@@ -71,6 +72,8 @@ pub struct TargetState {
 #[derive(Debug, Default)]
 pub struct Store {
     targets: RwLock<BTreeMap<String, TargetState>>,
+    /// Bumped on every change, so encoders know when to re-encode.
+    generation: AtomicU64,
     /// Most diagnostic series one scrape exports (0: no cap).
     max_series: usize,
 }
@@ -85,6 +88,7 @@ impl Store {
             .collect();
         Store {
             targets: RwLock::new(targets),
+            generation: AtomicU64::new(0),
             max_series: 0,
         }
     }
@@ -99,7 +103,13 @@ impl Store {
 
     fn with_target<R>(&self, env: &str, f: impl FnOnce(&mut TargetState) -> R) -> R {
         let mut guard = self.targets.write().unwrap_or_else(|p| p.into_inner());
+        self.generation.fetch_add(1, Ordering::Release);
         f(guard.entry(env.to_owned()).or_default())
+    }
+
+    /// A number that changes whenever the store changes.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Records whether the DB answered.
@@ -453,6 +463,118 @@ impl Exposition {
     }
 }
 
+/// Exposition format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// OpenMetrics text.
+    OpenMetrics,
+    /// Classic Prometheus text 0.0.4.
+    Classic,
+}
+
+/// One encoded exposition.
+#[derive(Debug)]
+pub struct Encoded {
+    /// The text.
+    pub body: bytes::Bytes,
+    generation: u64,
+    at: Instant,
+}
+
+/// Encoded expositions shared by all scrapes: a scrape takes the latest
+/// encoding (a reference count, no copy); when the store changed or the
+/// encoding is older than [`ScrapeCache::MAX_AGE`] (ages are computed at
+/// encoding), one background task re-encodes while scrapes keep getting
+/// the previous one. So the cost of a scrape does not grow with the number
+/// of scrapers, and memory holds one encoding per format.
+#[derive(Debug)]
+pub struct ScrapeCache {
+    exposition: Arc<Exposition>,
+    store: Arc<Store>,
+    slots: [Slot; 2],
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    current: RwLock<Option<Arc<Encoded>>>,
+    refreshing: AtomicBool,
+    /// Serializes the first, synchronous encoding.
+    first: Mutex<()>,
+}
+
+impl ScrapeCache {
+    /// Longest time a scrape may be served an older encoding.
+    pub const MAX_AGE: Duration = Duration::from_secs(1);
+
+    /// A cache for `store`.
+    pub fn new(store: Arc<Store>) -> ScrapeCache {
+        ScrapeCache {
+            exposition: Arc::new(Exposition::new(store.clone())),
+            store,
+            slots: [Slot::default(), Slot::default()],
+        }
+    }
+
+    fn encode(exposition: &Exposition, store: &Store, format: Format) -> Arc<Encoded> {
+        let generation = store.generation();
+        let text = match format {
+            Format::OpenMetrics => exposition.openmetrics(),
+            Format::Classic => exposition.classic(),
+        };
+        Arc::new(Encoded {
+            body: bytes::Bytes::from(text),
+            generation,
+            at: Instant::now(),
+        })
+    }
+
+    /// The exposition to serve now.
+    pub fn get(self: &Arc<Self>, format: Format) -> Arc<Encoded> {
+        let i = match format {
+            Format::OpenMetrics => 0,
+            Format::Classic => 1,
+        };
+        let slot = &self.slots[i];
+        let current = slot
+            .current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let Some(current) = current else {
+            let _first = slot.first.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(done) = slot
+                .current
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+            {
+                return done;
+            }
+            let fresh = Self::encode(&self.exposition, &self.store, format);
+            *slot.current.write().unwrap_or_else(|p| p.into_inner()) = Some(fresh.clone());
+            return fresh;
+        };
+        let stale =
+            current.generation != self.store.generation() || current.at.elapsed() > Self::MAX_AGE;
+        if stale && !slot.refreshing.swap(true, Ordering::AcqRel) {
+            let me = self.clone();
+            let refresh = move || {
+                let fresh = Self::encode(&me.exposition, &me.store, format);
+                let slot = &me.slots[i];
+                *slot.current.write().unwrap_or_else(|p| p.into_inner()) = Some(fresh);
+                slot.refreshing.store(false, Ordering::Release);
+            };
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) => {
+                    rt.spawn_blocking(refresh);
+                }
+                Err(_) => refresh(),
+            }
+        }
+        current
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::borrow::Cow;
@@ -572,6 +694,44 @@ mod tests {
             3,
             "{text}"
         );
+    }
+
+    #[tokio::test]
+    async fn cache_serves_then_refreshes_after_a_change() {
+        let store = Arc::new(Store::new(["prod"]));
+        store.publish(
+            "prod",
+            "d",
+            vec![family("airflow_x", &[], vec![(vec![], 1.0)])],
+            1,
+            0.1,
+        );
+        let cache = Arc::new(ScrapeCache::new(store.clone()));
+        let first = cache.get(Format::Classic);
+        assert!(String::from_utf8_lossy(&first.body).contains("airflow_x{environment=\"prod\"} 1"));
+        store.publish(
+            "prod",
+            "d",
+            vec![family("airflow_x", &[], vec![(vec![], 2.0)])],
+            1,
+            0.1,
+        );
+        // The next scrape may still get the old encoding; a later one the new.
+        let _ = cache.get(Format::Classic);
+        let mut seen_new = false;
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            let e = cache.get(Format::Classic);
+            if String::from_utf8_lossy(&e.body).contains("airflow_x{environment=\"prod\"} 2") {
+                seen_new = true;
+                break;
+            }
+        }
+        assert!(seen_new, "the change never reached the cache");
+        // Unchanged and fresh: the same encoding is shared, not rebuilt.
+        let a = cache.get(Format::Classic);
+        let b = cache.get(Format::Classic);
+        assert!(Arc::ptr_eq(&a, &b));
     }
 
     #[test]
