@@ -48,6 +48,52 @@ pub enum Command {
     /// Build a demo Airflow metadata DB (SQLite, from a real Airflow schema,
     /// with weeks of generated history) and serve metrics from it.
     Demo(DemoArgs),
+    /// Measure windsock's cost: registry cycles against a database,
+    /// /metrics under concurrent scrapers, start-up time (docs/benchmarks.md).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// `windsock bench …`
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// A cold registry cycle, then steady cycles, timed per diagnostic; with
+    /// pg_stat_statements, the DB time each cycle cost.
+    Cycle {
+        /// The database.
+        #[arg(long, value_name = "URL")]
+        db_url: String,
+        /// Steady cycles after --between.
+        #[arg(long, default_value_t = 3)]
+        cycles: usize,
+        /// Shell command run after the cold cycle, e.g. one that adds rows.
+        #[arg(long, value_name = "CMD")]
+        between: Option<String>,
+        /// diagnostics.window for the run (e.g. 7d).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        window: Option<std::time::Duration>,
+    },
+    /// /metrics latency and throughput with N series and C concurrent scrapers.
+    Scrape {
+        /// Series in the store.
+        #[arg(long, default_value_t = 100_000)]
+        series: usize,
+        /// Concurrent scrapers.
+        #[arg(long, default_value_t = 100)]
+        concurrency: usize,
+        /// How long to scrape.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        duration: std::time::Duration,
+    },
+    /// Time from starting `windsock run` to a ready /readyz.
+    Startup {
+        /// The database.
+        #[arg(long, value_name = "URL")]
+        db_url: String,
+        /// Repetitions.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
 }
 
 /// `windsock config …`

@@ -23,6 +23,7 @@
 //! - [`report`]: findings against thresholds, from the store (also served
 //!   at `/api/v1/report`).
 //! - [`demo`]: builds a demo SQLite metadata DB from a real Airflow schema.
+//! - [`bench`]: the measurements of `windsock bench`.
 //!
 //! Data flows one way: `runner` → `db` → `diagnostics` → `metrics::Store`
 //! → `http`. A scrape never touches the database.
@@ -31,6 +32,7 @@
 #![warn(unreachable_pub)]
 
 pub mod airflow;
+pub mod bench;
 pub mod check;
 pub mod cli;
 pub mod config;

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use windsock::cli::{Cli, Command, ConfigCommand, ReportFormat, TargetArgs};
+use windsock::cli::{BenchCommand, Cli, Command, ConfigCommand, ReportFormat, TargetArgs};
 use windsock::config::{Settings, TargetSettings, ValidatedConfig};
 
 /// sysexits EX_CONFIG-ish: the configuration is unusable.
@@ -137,6 +137,32 @@ async fn dispatch(cli: Cli) -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Err(e) => config_error(e),
+            }
+        }
+        Command::Bench(cmd) => {
+            let res = match cmd {
+                BenchCommand::Cycle {
+                    db_url,
+                    cycles,
+                    between,
+                    window,
+                } => windsock::bench::cycle(&db_url, cycles, between.as_deref(), window).await,
+                BenchCommand::Scrape {
+                    series,
+                    concurrency,
+                    duration,
+                } => windsock::bench::scrape(series, concurrency, duration).await,
+                BenchCommand::Startup { db_url, runs } => windsock::bench::startup(&db_url, runs),
+            };
+            match res {
+                Ok(v) => {
+                    println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("windsock bench: {e}");
+                    ExitCode::from(1)
+                }
             }
         }
         Command::Demo(args) => match windsock::demo::run(args).await {
