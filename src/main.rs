@@ -41,6 +41,17 @@ fn load(args: &TargetArgs) -> Result<ValidatedConfig, ExitCode> {
     settings.validate().map_err(config_error)
 }
 
+/// A missing target is a configuration error (64); the rest exit 1.
+fn daemon_error(e: &windsock::daemon::DaemonError) -> ExitCode {
+    if matches!(e, windsock::daemon::DaemonError::NoTargets) {
+        eprintln!("windsock: invalid configuration: {e}");
+        ExitCode::from(EXIT_CONFIG)
+    } else {
+        eprintln!("windsock: {e}");
+        ExitCode::from(1)
+    }
+}
+
 fn config_error(e: windsock::config::ConfigError) -> ExitCode {
     eprintln!("windsock: invalid configuration: {e}");
     ExitCode::from(EXIT_CONFIG)
@@ -58,14 +69,9 @@ async fn dispatch(cli: Cli) -> ExitCode {
             }
             match windsock::daemon::run(config, windsock::daemon::shutdown_signal()).await {
                 Ok(()) => ExitCode::SUCCESS,
-                Err(e @ windsock::daemon::DaemonError::NoTargets) => {
-                    eprintln!("windsock: invalid configuration: {e}");
-                    ExitCode::from(EXIT_CONFIG)
-                }
                 Err(e) => {
                     tracing::error!(error = %e, "windsock stopped.");
-                    eprintln!("windsock: {e}");
-                    ExitCode::from(1)
+                    daemon_error(&e)
                 }
             }
         }
@@ -79,14 +85,7 @@ async fn dispatch(cli: Cli) -> ExitCode {
             print!("{report}");
             match res {
                 Ok(outcome) => ExitCode::from(outcome.exit_code()),
-                Err(e @ windsock::daemon::DaemonError::NoTargets) => {
-                    eprintln!("windsock: invalid configuration: {e}");
-                    ExitCode::from(EXIT_CONFIG)
-                }
-                Err(e) => {
-                    eprintln!("windsock: {e}");
-                    ExitCode::from(1)
-                }
+                Err(e) => daemon_error(&e),
             }
         }
         Command::Report(args) => {
@@ -108,14 +107,7 @@ async fn dispatch(cli: Cli) -> ExitCode {
                     }
                     ExitCode::from(outcome.exit_code())
                 }
-                Err(e @ windsock::daemon::DaemonError::NoTargets) => {
-                    eprintln!("windsock: invalid configuration: {e}");
-                    ExitCode::from(EXIT_CONFIG)
-                }
-                Err(e) => {
-                    eprintln!("windsock: {e}");
-                    ExitCode::from(1)
-                }
+                Err(e) => daemon_error(&e),
             }
         }
         Command::Config(ConfigCommand::Validate(args)) => {

@@ -44,19 +44,7 @@ async fn run_all(version: &str) -> (HashMap<String, f64>, u8) {
     let mut out = HashMap::new();
     for p in r.plan.iter() {
         match r.run_one(p, &schema).await {
-            RunResult::Ok(o) => {
-                for f in &o.families {
-                    for (labels, v) in &f.samples {
-                        let pairs: Vec<String> = f
-                            .label_names
-                            .iter()
-                            .zip(labels)
-                            .map(|(k, v)| format!("{k}={v}"))
-                            .collect();
-                        out.insert(format!("{}{{{}}}", f.spec.name, pairs.join(",")), *v);
-                    }
-                }
-            }
+            RunResult::Ok(o) => out.extend(common::sample_map(&o.families)),
             RunResult::Skipped(_) => {}
             RunResult::Failed(e) => panic!("{version}: {}: {e}", p.diagnostic.meta().name),
         }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::{TestDb, fast_settings};
 use windsock::config::{DeadlineSettings, Settings};
 use windsock::db::Dialect;
-use windsock::diagnostics::{self, Family};
+use windsock::diagnostics;
 use windsock::metrics::{Store, now_unix};
 use windsock::runner::{RunResult, TargetRunner};
 
@@ -23,22 +23,6 @@ fn lit(d: Dialect, unix: f64) -> String {
         Dialect::Postgres => format!("'{t}+00'"),
         _ => format!("'{t}'"),
     }
-}
-
-fn values(families: &[Family]) -> HashMap<String, f64> {
-    let mut out = HashMap::new();
-    for f in families {
-        for (labels, v) in &f.samples {
-            let pairs: Vec<String> = f
-                .label_names
-                .iter()
-                .zip(labels)
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            out.insert(format!("{}{{{}}}", f.spec.name, pairs.join(",")), *v);
-        }
-    }
-    out
 }
 
 struct Scenario {
@@ -192,7 +176,7 @@ async fn collect(r: &TargetRunner) -> HashMap<String, f64> {
         .find(|p| p.diagnostic.meta().name == "run_history")
         .unwrap();
     match r.run_one(p, &schema).await {
-        RunResult::Ok(out) => values(&out.families),
+        RunResult::Ok(out) => common::sample_map(&out.families),
         other => panic!("{other:?}"),
     }
 }

@@ -12,7 +12,7 @@ use common::{TestDb, fast_settings, schema_versions};
 use sqlx::Connection as _;
 use windsock::config::CollectionSettings;
 use windsock::db::Dialect;
-use windsock::diagnostics::{self, Family};
+use windsock::diagnostics;
 use windsock::metrics::Store;
 use windsock::runner::{RunResult, TargetRunner};
 
@@ -28,21 +28,6 @@ fn runner(db: &TestDb, store: &Arc<Store>) -> TargetRunner {
 }
 
 /// `metric{labels}` → value, from a run's families.
-fn values(families: &[Family]) -> HashMap<String, f64> {
-    let mut out = HashMap::new();
-    for f in families {
-        for (labels, v) in &f.samples {
-            let pairs: Vec<String> = f
-                .label_names
-                .iter()
-                .zip(labels)
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            out.insert(format!("{}{{{}}}", f.spec.name, pairs.join(",")), *v);
-        }
-    }
-    out
-}
 
 #[tokio::test]
 async fn scenario_on_every_schema_version() {
@@ -68,7 +53,7 @@ async fn scenario_on_every_schema_version() {
         let mut all = HashMap::new();
         for p in r.plan.iter() {
             match r.run_one(p, &schema).await {
-                RunResult::Ok(out) => all.extend(values(&out.families)),
+                RunResult::Ok(out) => all.extend(common::sample_map(&out.families)),
                 // Checked on every dialect by tests/schemas.rs.
                 RunResult::Skipped(_) => {}
                 other => panic!("{version}: {}: {other:?}", p.diagnostic.meta().name),

@@ -209,14 +209,7 @@ fn parse(json: &str) -> Result<(usize, BTreeMap<String, usize>), String> {
 
 impl DagSizes {
     fn empty_families(&self) -> Vec<Family> {
-        self.metrics
-            .iter()
-            .map(|spec| Family {
-                label_names: spec.label_names().into(),
-                spec: spec.clone(),
-                samples: Vec::new(),
-            })
-            .collect()
+        Family::zip(&self.metrics, vec![Vec::new(); self.metrics.len()])
     }
 }
 
@@ -362,16 +355,7 @@ impl Diagnostic for DagSizes {
         }
         samples[4] = ops.into_iter().map(|(o, n)| (vec![o], n as f64)).collect();
 
-        let families = self
-            .metrics
-            .iter()
-            .zip(samples)
-            .map(|(spec, samples)| Family {
-                label_names: spec.label_names().into(),
-                spec: spec.clone(),
-                samples,
-            })
-            .collect();
+        let families = Family::zip(&self.metrics, samples);
         debug_assert!(self.metrics[5].kind == MetricKind::Counter);
         Ok(Output { families, rows })
     }

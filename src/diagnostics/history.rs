@@ -375,6 +375,18 @@ mod q {
     }
 }
 
+/// The `id` column of fetched runs.
+fn ids(rows: &Rows) -> HashSet<i64> {
+    let Some(i) = rows.column("id") else {
+        return HashSet::new();
+    };
+    rows.rows
+        .iter()
+        .filter_map(|r| r[i].as_f64())
+        .map(|v| v as i64)
+        .collect()
+}
+
 fn f(c: &Cell) -> Option<f64> {
     c.as_f64()
 }
@@ -542,12 +554,7 @@ impl History {
         let was_active: Vec<i64> = {
             let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
             Self::merge(&mut st, &new, true);
-            let active_ids: HashSet<i64> = active
-                .rows
-                .iter()
-                .filter_map(|r| active.column("id").and_then(|i| r[i].as_f64()))
-                .map(|v| v as i64)
-                .collect();
+            let active_ids = ids(&active);
             Self::merge(&mut st, &active, true);
             st.runs
                 .iter()
@@ -561,12 +568,7 @@ impl History {
             let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
             Self::merge(&mut st, &rows, true);
             // Deleted runs disappear.
-            let seen: HashSet<i64> = rows
-                .rows
-                .iter()
-                .filter_map(|r| rows.column("id").and_then(|i| r[i].as_f64()))
-                .map(|v| v as i64)
-                .collect();
+            let seen = ids(&rows);
             for id in chunk {
                 if !seen.contains(id) {
                     st.runs.remove(id);
@@ -1043,15 +1045,7 @@ impl History {
                 s[m::DEADLINE_LATENESS].push((labels, lateness));
             }
         }
-        self.metrics
-            .iter()
-            .zip(s)
-            .map(|(spec, samples)| Family {
-                label_names: spec.label_names().into(),
-                spec: spec.clone(),
-                samples,
-            })
-            .collect()
+        Family::zip(&self.metrics, s)
     }
 }
 

@@ -201,6 +201,22 @@ pub struct Family {
     pub samples: Vec<(Vec<String>, f64)>,
 }
 
+impl Family {
+    /// One family per spec, each with its samples (specs and sample lists
+    /// in the same order).
+    pub fn zip(specs: &[Arc<MetricSpec>], samples: Vec<Vec<(Vec<String>, f64)>>) -> Vec<Family> {
+        specs
+            .iter()
+            .zip(samples)
+            .map(|(spec, samples)| Family {
+                label_names: spec.label_names().into(),
+                spec: spec.clone(),
+                samples,
+            })
+            .collect()
+    }
+}
+
 /// Static description of a diagnostic.
 #[derive(Debug, Clone)]
 pub struct Meta {

@@ -448,3 +448,23 @@ pub fn wait_ready(addr: std::net::SocketAddr) {
     }
     panic!("windsock at {addr} never became ready");
 }
+
+/// `metric{label=value,…}` → value for every sample of `families` (label
+/// values unquoted, in label order), for assertions on exact values.
+pub fn sample_map(
+    families: &[windsock::diagnostics::Family],
+) -> std::collections::HashMap<String, f64> {
+    let mut out = std::collections::HashMap::new();
+    for f in families {
+        for (labels, v) in &f.samples {
+            let pairs: Vec<String> = f
+                .label_names
+                .iter()
+                .zip(labels)
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            out.insert(format!("{}{{{}}}", f.spec.name, pairs.join(",")), *v);
+        }
+    }
+    out
+}
