@@ -31,6 +31,7 @@
 #![forbid(unsafe_code)]
 #![warn(unreachable_pub)]
 
+pub mod admin;
 pub mod airflow;
 pub mod bench;
 pub mod check;
