@@ -235,8 +235,11 @@ pub fn rss_kb() -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// One scrape as Prometheus makes it (OpenMetrics, gzip); the body is read
+/// and discarded, so the clients' memory stays small and does not count
+/// as windsock's.
 fn get(stream: &mut std::net::TcpStream, buf: &mut Vec<u8>) -> std::io::Result<usize> {
-    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nAccept: application/openmetrics-text;version=1.0.0\r\n\r\n")?;
+    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nAccept: application/openmetrics-text;version=1.0.0\r\nAccept-Encoding: gzip\r\n\r\n")?;
     // Read the head, then exactly Content-Length bytes.
     buf.clear();
     let mut chunk = [0u8; 65536];
@@ -256,12 +259,13 @@ fn get(stream: &mut std::net::TcpStream, buf: &mut Vec<u8>) -> std::io::Result<u
             break (p + 4, len);
         }
     };
-    while buf.len() < head_end + len {
-        let n = stream.read(&mut chunk)?;
+    let mut left = (head_end + len).saturating_sub(buf.len());
+    while left > 0 {
+        let n = stream.read(&mut chunk[..left.min(65536)])?;
         if n == 0 {
             return Err(std::io::ErrorKind::UnexpectedEof.into());
         }
-        buf.extend_from_slice(&chunk[..n]);
+        left -= n;
     }
     Ok(len)
 }
@@ -300,7 +304,7 @@ pub async fn scrape(
     for _ in 0..concurrency {
         clients.push(tokio::task::spawn_blocking(move || {
             let mut lat = Vec::new();
-            let mut buf = Vec::with_capacity(warm + 1024);
+            let mut buf = Vec::with_capacity(65536);
             let Ok(mut s) = std::net::TcpStream::connect(addr) else {
                 return lat;
             };
@@ -329,7 +333,7 @@ pub async fn scrape(
         "seconds": elapsed,
         "requests": all.len(),
         "requests_per_second": all.len() as f64 / elapsed,
-        "body_bytes": warm,
+        "body_bytes_gzip": warm,
         "latency_ms": {
             "p50": percentile(&all, 0.5),
             "p99": percentile(&all, 0.99),

@@ -77,6 +77,25 @@ pub fn wants_openmetrics(headers: &HeaderMap) -> bool {
         })
 }
 
+/// Whether `Accept-Encoding` allows gzip (and does not refuse it with q=0).
+pub fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|part| {
+            let mut fields = part.split(';').map(str::trim);
+            let coding = fields.next().unwrap_or("");
+            let refused = fields.any(|f| {
+                f.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            coding.eq_ignore_ascii_case("gzip") && !refused
+        })
+}
+
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let (format, ctype) = if wants_openmetrics(&headers) {
         (Format::OpenMetrics, OPENMETRICS_CONTENT_TYPE)
@@ -84,11 +103,26 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
         (Format::Classic, CLASSIC_CONTENT_TYPE)
     };
     let encoded = state.cache.get(format);
-    (
-        [(header::CONTENT_TYPE, HeaderValue::from_static(ctype))],
-        encoded.body.clone(),
-    )
-        .into_response()
+    if accepts_gzip(&headers) {
+        (
+            [
+                (header::CONTENT_TYPE, HeaderValue::from_static(ctype)),
+                (header::CONTENT_ENCODING, HeaderValue::from_static("gzip")),
+                (header::VARY, HeaderValue::from_static("accept-encoding")),
+            ],
+            encoded.gzip.clone(),
+        )
+            .into_response()
+    } else {
+        (
+            [
+                (header::CONTENT_TYPE, HeaderValue::from_static(ctype)),
+                (header::VARY, HeaderValue::from_static("accept-encoding")),
+            ],
+            encoded.body.clone(),
+        )
+            .into_response()
+    }
 }
 
 /// `GET /api/v1/report[?format=text]`: findings from the current snapshot.
@@ -182,5 +216,19 @@ mod tests {
             "application/openmetrics-text;q=0,text/plain"
         )));
         assert!(!wants_openmetrics(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn gzip_negotiation() {
+        let enc = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::ACCEPT_ENCODING, HeaderValue::from_str(v).unwrap());
+            h
+        };
+        assert!(accepts_gzip(&enc("gzip")));
+        assert!(accepts_gzip(&enc("deflate, gzip;q=1.0, *;q=0.5")));
+        assert!(!accepts_gzip(&enc("gzip;q=0")));
+        assert!(!accepts_gzip(&enc("identity")));
+        assert!(!accepts_gzip(&HeaderMap::new()));
     }
 }

@@ -477,6 +477,9 @@ pub enum Format {
 pub struct Encoded {
     /// The text.
     pub body: bytes::Bytes,
+    /// The same, gzip-compressed once for every scraper that accepts gzip
+    /// (Prometheus does): a tenth of the bytes to copy per scrape.
+    pub gzip: bytes::Bytes,
     generation: u64,
     at: Instant,
 }
@@ -521,8 +524,18 @@ impl ScrapeCache {
             Format::OpenMetrics => exposition.openmetrics(),
             Format::Classic => exposition.classic(),
         };
+        // Fast compression: most of gzip's gain on repetitive text, at a
+        // fraction of the CPU of the default level.
+        let mut gz = flate2::write::GzEncoder::new(
+            Vec::with_capacity(text.len() / 8),
+            flate2::Compression::fast(),
+        );
+        let gzip = std::io::Write::write_all(&mut gz, text.as_bytes())
+            .and_then(|()| gz.finish())
+            .unwrap_or_default();
         Arc::new(Encoded {
             body: bytes::Bytes::from(text),
+            gzip: bytes::Bytes::from(gzip),
             generation,
             at: Instant::now(),
         })
@@ -709,6 +722,13 @@ mod tests {
         let cache = Arc::new(ScrapeCache::new(store.clone()));
         let first = cache.get(Format::Classic);
         assert!(String::from_utf8_lossy(&first.body).contains("airflow_x{environment=\"prod\"} 1"));
+        let mut unzipped = String::new();
+        std::io::Read::read_to_string(
+            &mut flate2::read::GzDecoder::new(first.gzip.as_ref()),
+            &mut unzipped,
+        )
+        .unwrap();
+        assert_eq!(unzipped.as_bytes(), first.body.as_ref());
         store.publish(
             "prod",
             "d",
