@@ -57,6 +57,12 @@ pub struct Cycle {
     pub kind: &'static str,
     /// Wall time of the whole cycle (diagnostics one after another), ms.
     pub wall_ms: f64,
+    /// Time windsock waited for the database (query sent to last row
+    /// received, connection set-up included), summed over the cycle's
+    /// queries, ms.
+    pub db_wait_ms: f64,
+    /// Queries the cycle made.
+    pub queries: u64,
     /// Server-side execution time per pg_stat_statements, ms (PostgreSQL
     /// with the extension only).
     pub db_ms: Option<f64>,
@@ -104,6 +110,7 @@ async fn one_cycle(
         .detect()
         .await
         .map_err(|e| BenchError::Setup(format!("detect: {e}")))?;
+    let (wait0, q0) = r.db.stats().get();
     let started = Instant::now();
     let mut diagnostics = Vec::new();
     for p in r.plan.iter() {
@@ -127,6 +134,12 @@ async fn one_cycle(
         });
     }
     let wall_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let (wait1, q1) = r.db.stats().get();
+    eprintln!(
+        "  {kind:<6} cycle: {wall_ms:.1} ms wall, {:.1} ms waiting for the DB in {} queries",
+        (wait1 - wait0) * 1000.0,
+        q1 - q0
+    );
     let db = match stats.as_mut() {
         Some(c) => stat_read(c).await,
         None => None,
@@ -134,6 +147,8 @@ async fn one_cycle(
     Ok(Cycle {
         kind,
         wall_ms,
+        db_wait_ms: (wait1 - wait0) * 1000.0,
+        queries: q1 - q0,
         db_ms: db.map(|d| d.0),
         db_calls: db.map(|d| d.1),
         diagnostics,

@@ -185,6 +185,26 @@ pub struct Db {
     pool: Pool,
     url: Arc<str>,
     statement_timeout: Duration,
+    stats: Arc<QueryStats>,
+}
+
+/// Time spent waiting for the database (query sent to last row received),
+/// summed over every query of a handle: the load windsock puts on the DB,
+/// apart from its own processing.
+#[derive(Debug, Default)]
+pub struct QueryStats {
+    nanos: std::sync::atomic::AtomicU64,
+    queries: std::sync::atomic::AtomicU64,
+}
+
+impl QueryStats {
+    /// (total seconds, queries) so far.
+    pub fn get(&self) -> (f64, u64) {
+        (
+            self.nanos.load(Ordering::Relaxed) as f64 / 1e9,
+            self.queries.load(Ordering::Relaxed),
+        )
+    }
 }
 
 impl fmt::Debug for Db {
@@ -233,6 +253,7 @@ impl Db {
             pool,
             url: shown,
             statement_timeout: settings.statement_timeout,
+            stats: Arc::new(QueryStats::default()),
         })
     }
 
@@ -265,9 +286,29 @@ impl Db {
         self.query_bind(sql, &[], timeout).await
     }
 
+    /// Time and count of the queries made through this handle.
+    pub fn stats(&self) -> &QueryStats {
+        &self.stats
+    }
+
     /// Like [`Db::query`], with text parameters bound to the placeholders
     /// of [`Db::placeholder`] (never spliced into the SQL).
     pub async fn query_bind(
+        &self,
+        sql: &str,
+        binds: &[String],
+        timeout: Duration,
+    ) -> Result<Rows, DbError> {
+        let started = Instant::now();
+        let res = self.query_inner(sql, binds, timeout).await;
+        self.stats
+            .nanos
+            .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        self.stats.queries.fetch_add(1, Ordering::Relaxed);
+        res
+    }
+
+    async fn query_inner(
         &self,
         sql: &str,
         binds: &[String],

@@ -47,7 +47,7 @@ use crate::metrics::now_unix;
 /// Rows read per page when loading the window backwards.
 const PAGE: usize = 5_000;
 /// Runs per task-instance query.
-const RUN_BATCH: usize = 40;
+const RUN_BATCH: usize = 100;
 /// Most new runs read in one pass.
 const NEW_LIMIT: usize = 20_000;
 /// A run with at least this many failed tasks is a failure cascade.
