@@ -361,3 +361,60 @@ async fn history_sqlite() {
     scenario(Dialect::Sqlite, "3.1.8").await;
     scenario(Dialect::Sqlite, "2.10.5").await;
 }
+
+/// A quiet installation: the runs re-read in the overlap below the
+/// watermark are older than the window. They must not be taken for new
+/// runs, created or completed again on every cycle.
+#[tokio::test]
+async fn runs_older_than_the_window_are_not_counted_again() {
+    let sc = Scenario::new(Dialect::Sqlite, "3.1.8").await;
+    let h = 3600.0;
+    sc.run(1, "success", 5.0 * h, Some(4.0 * h)).await;
+    sc.run(2, "failed", 4.5 * h, Some(3.5 * h)).await;
+    let settings = Settings {
+        diagnostics: windsock::config::DiagnosticsSettings {
+            window: Duration::from_secs(2 * 3600),
+            ..windsock::config::DiagnosticsSettings::default()
+        },
+        ..Settings::default()
+    };
+    let r = TargetRunner {
+        environment: "t".into(),
+        db: sc.db.windsock(&fast_settings()),
+        plan: Arc::new(diagnostics::registry(&settings).unwrap()),
+        store: Arc::new(Store::new(["t"])),
+        settings: settings.collection.clone(),
+        limits: Arc::new(windsock::metrics::limits::Limits::default()),
+    };
+    for cycle in 0..3 {
+        let v = collect(&r).await;
+        let counted: Vec<_> = v
+            .keys()
+            .filter(|k| {
+                k.starts_with("airflow_dag_run_completions")
+                    || k.starts_with("airflow_dag_runs_created")
+            })
+            .collect();
+        assert!(counted.is_empty(), "cycle {cycle}: {counted:?}");
+        // Outside the window: no outcomes either.
+        assert!(
+            !v.keys().any(|k| k.starts_with("airflow_dag_run_outcomes")),
+            "cycle {cycle}: {v:?}"
+        );
+    }
+    // A genuinely new run is still counted once.
+    sc.run(3, "success", 0.2 * h, Some(0.1 * h)).await;
+    for _ in 0..2 {
+        let v = collect(&r).await;
+        assert_eq!(
+            v.get("airflow_dag_runs_created{dag_id=d1}"),
+            Some(&1.0),
+            "{v:?}"
+        );
+        assert_eq!(
+            v.get("airflow_dag_run_completions{dag_id=d1,state=success}"),
+            Some(&1.0)
+        );
+    }
+    r.db.close().await;
+}

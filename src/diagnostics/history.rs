@@ -146,6 +146,9 @@ struct State {
     /// Interned strings (DAG ids, task ids, states, pools).
     names: HashSet<Arc<str>>,
     run_completions: BTreeMap<(Arc<str>, &'static str), u64>,
+    /// Runs dropped from the window whose ids are still in the overlap that
+    /// is read again: known, so not taken for new runs.
+    evicted: std::collections::BTreeSet<i64>,
     run_creations: BTreeMap<Arc<str>, u64>,
     task_completions: BTreeMap<(Arc<str>, Arc<str>), u64>,
     log_events: BTreeMap<String, u64>,
@@ -462,6 +465,16 @@ impl History {
                 continue;
             };
             st.watermark = st.watermark.max(id);
+            if st.evicted.contains(&id) {
+                if !rec.state.active() {
+                    continue;
+                }
+                // Cleared and running again: tracked anew, its next
+                // completion is a new one.
+                st.evicted.remove(&id);
+                st.runs.insert(id, rec);
+                continue;
+            }
             if let Some(old) = st.runs.get(&id) {
                 // A cleared run starts over: forget its tasks and count its
                 // next completion again.
@@ -538,8 +551,7 @@ impl History {
             }
             let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
             st.initialized = true;
-            st.runs
-                .retain(|_, r| r.state.active() || r.time().is_some_and(|t| t > now - window));
+            Self::prune(&mut st, now - window);
             return Ok(rows_read);
         }
 
@@ -576,9 +588,27 @@ impl History {
             }
         }
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        st.runs
-            .retain(|_, r| r.state.active() || r.time().is_some_and(|t| t > now - window));
+        Self::prune(&mut st, now - window);
         Ok(rows_read)
+    }
+
+    /// Drops finished runs older than the window, remembering those whose
+    /// ids the next overlap read will return again.
+    fn prune(st: &mut State, since: f64) {
+        let overlap_from = st.watermark - OVERLAP;
+        let old: Vec<i64> = st
+            .runs
+            .iter()
+            .filter(|(_, r)| !r.state.active() && r.time().is_none_or(|t| t <= since))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in old {
+            st.runs.remove(&id);
+            if id > overlap_from {
+                st.evicted.insert(id);
+            }
+        }
+        st.evicted.retain(|id| *id > overlap_from);
     }
 
     /// Reads the task instances (and earlier failed tries) of finished runs
