@@ -57,43 +57,34 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Whether the `Accept` header asks for OpenMetrics.
-pub fn wants_openmetrics(headers: &HeaderMap) -> bool {
+/// Whether a list header (`Accept`, `Accept-Encoding`) names `token`
+/// without refusing it by `q=0`.
+fn lists(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
     headers
-        .get_all(header::ACCEPT)
+        .get_all(name)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .any(|part| {
             let mut fields = part.split(';').map(str::trim);
-            let media = fields.next().unwrap_or("");
-            // A client may list OpenMetrics with q=0 to refuse it.
+            let value = fields.next().unwrap_or("");
             let refused = fields.any(|f| {
                 f.strip_prefix("q=")
                     .and_then(|q| q.parse::<f32>().ok())
                     .is_some_and(|q| q <= 0.0)
             });
-            media.eq_ignore_ascii_case("application/openmetrics-text") && !refused
+            value.eq_ignore_ascii_case(token) && !refused
         })
 }
 
-/// Whether `Accept-Encoding` allows gzip (and does not refuse it with q=0).
+/// Whether the `Accept` header asks for OpenMetrics.
+pub fn wants_openmetrics(headers: &HeaderMap) -> bool {
+    lists(headers, header::ACCEPT, "application/openmetrics-text")
+}
+
+/// Whether `Accept-Encoding` allows gzip.
 pub fn accepts_gzip(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::ACCEPT_ENCODING)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|part| {
-            let mut fields = part.split(';').map(str::trim);
-            let coding = fields.next().unwrap_or("");
-            let refused = fields.any(|f| {
-                f.strip_prefix("q=")
-                    .and_then(|q| q.parse::<f32>().ok())
-                    .is_some_and(|q| q <= 0.0)
-            });
-            coding.eq_ignore_ascii_case("gzip") && !refused
-        })
+    lists(headers, header::ACCEPT_ENCODING, "gzip")
 }
 
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
@@ -103,26 +94,18 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
         (Format::Classic, CLASSIC_CONTENT_TYPE)
     };
     let encoded = state.cache.get(format);
-    if accepts_gzip(&headers) {
-        (
-            [
-                (header::CONTENT_TYPE, HeaderValue::from_static(ctype)),
-                (header::CONTENT_ENCODING, HeaderValue::from_static("gzip")),
-                (header::VARY, HeaderValue::from_static("accept-encoding")),
-            ],
-            encoded.gzip.clone(),
-        )
-            .into_response()
+    let mut response = if accepts_gzip(&headers) {
+        let mut r = encoded.gzip.clone().into_response();
+        r.headers_mut()
+            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        r
     } else {
-        (
-            [
-                (header::CONTENT_TYPE, HeaderValue::from_static(ctype)),
-                (header::VARY, HeaderValue::from_static("accept-encoding")),
-            ],
-            encoded.body.clone(),
-        )
-            .into_response()
-    }
+        encoded.body.clone().into_response()
+    };
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+    h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    response
 }
 
 /// `GET /api/v1/report[?format=text]`: findings from the current snapshot.

@@ -428,11 +428,15 @@ fn environment(env: &str, t: &TargetState, th: &Thresholds) -> EnvironmentReport
             );
         }
     }
+    let index_bytes: BTreeMap<(&str, &str), f64> = samples(t, "airflow_db_index_bytes")
+        .into_iter()
+        .map(|(l, v)| ((label(&l, "table"), label(&l, "index")), v))
+        .collect();
     for (l, v) in samples(t, "airflow_db_index_scans") {
-        let bytes = samples(t, "airflow_db_index_bytes")
-            .into_iter()
-            .find(|(b, _)| label(b, "index") == label(&l, "index"))
-            .map_or(0.0, |b| b.1);
+        let bytes = index_bytes
+            .get(&(label(&l, "table"), label(&l, "index")))
+            .copied()
+            .unwrap_or(0.0);
         if v == 0.0 && bytes > 10.0 * 1_048_576.0 {
             add(
                 Severity::Info,
