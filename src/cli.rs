@@ -52,6 +52,18 @@ pub enum Command {
     /// /metrics under concurrent scrapers, start-up time (docs/benchmarks.md).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Admin API helpers (see docs/admin.md).
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+/// `windsock admin …`
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Read a bearer token from standard input and print the SHA-256 to put
+    /// into `[[admin.auth.tokens]] sha256 = "…"`. The token itself never goes
+    /// into the config file.
+    HashToken,
 }
 
 /// `windsock bench …`

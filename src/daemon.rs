@@ -39,6 +39,9 @@ pub enum DaemonError {
     /// The registry is inconsistent (a bug).
     #[error("diagnostics registry: {0}")]
     Registry(String),
+    /// The admin side could not be set up.
+    #[error(transparent)]
+    Admin(#[from] crate::admin::AdminError),
 }
 
 /// Builds one runner per target.
@@ -133,6 +136,9 @@ pub async fn run(
             .with_max_series(config.settings.cardinality.max_series),
     );
     let runners = runners(&config, &store)?;
+    // TLS files, rules and the writable pool are checked before any port
+    // is bound, like the rest of the config.
+    let admin = crate::admin::build(&config, &store)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| DaemonError::Bind {
@@ -149,6 +155,27 @@ pub async fn run(
     let mut tasks = tokio::task::JoinSet::new();
     for r in runners {
         tasks.spawn(r.run(cancel.child_token()));
+    }
+    if let Some(admin) = admin {
+        if let Some((addr, state, tls)) = admin.api {
+            let https = tls.is_some();
+            let (bound, handle) = crate::admin::serve(addr, state, tls, cancel.clone()).await?;
+            let scheme = if https { "https" } else { "http" };
+            info!(listen = %bound, "Admin API listening at {scheme}://{bound}/api/v1/users-ext/");
+            tasks.spawn(async move {
+                if let Ok(Err(error)) = handle.await {
+                    warn!(%error, "Admin API server stopped.");
+                }
+            });
+        }
+        if let Some(interceptor) = admin.interceptor {
+            info!(
+                rules = interceptor.rules.len(),
+                dry_run = interceptor.dry_run,
+                "New-user interception enabled."
+            );
+            tasks.spawn(interceptor.run(cancel.child_token()));
+        }
     }
 
     let envs: Vec<String> = config

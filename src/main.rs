@@ -157,6 +157,23 @@ async fn dispatch(cli: Cli) -> ExitCode {
                 }
             }
         }
+        Command::Admin(windsock::cli::AdminCommand::HashToken) => {
+            let mut token = String::new();
+            if let Err(e) = std::io::stdin().read_line(&mut token) {
+                eprintln!("windsock admin hash-token: cannot read standard input: {e}");
+                return ExitCode::from(1);
+            }
+            let token = token.trim_end_matches(['\r', '\n']);
+            if token.len() < 16 {
+                eprintln!(
+                    "windsock admin hash-token: the token is shorter than 16 characters; \
+                     use a long random one (e.g. `openssl rand -hex 32`)"
+                );
+                return ExitCode::from(64);
+            }
+            println!("{}", windsock::admin::auth::hash_token(token));
+            ExitCode::SUCCESS
+        }
         Command::Demo(args) => match windsock::demo::run(args).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -17,7 +17,12 @@ use serde::Deserialize;
 
 use crate::db::url::{DbUrl, UrlError};
 
+mod admin;
 mod diagnostics;
+pub use admin::{
+    AdminSettings, AuthSettings, InterceptSettings, RuleSettings, TlsSettings, TokenSettings,
+    Violation,
+};
 pub use diagnostics::{
     CardinalitySettings, DeadlineSettings, DiagnosticOverride, DiagnosticsSettings, PerDialectSql,
     QueryMetric, QuerySettings, QuerySql, Thresholds,
@@ -79,6 +84,8 @@ pub struct Settings {
     pub report: ReportSettings,
     /// The Airflow metadata databases to watch.
     pub targets: Vec<TargetSettings>,
+    /// The admin API and the interception of new users (off by default).
+    pub admin: AdminSettings,
 }
 
 /// `[server]`
@@ -274,6 +281,8 @@ pub struct ValidatedConfig {
     pub listen: SocketAddr,
     /// One entry per target, URL parsed and password resolved.
     pub targets: Vec<Target>,
+    /// The admin listener's parsed address, when the admin API is on.
+    pub admin_listen: Option<SocketAddr>,
 }
 
 /// A target ready to connect to.
@@ -425,15 +434,187 @@ impl Settings {
             });
         }
         self.validate_registry()?;
+        let admin_listen = self.validate_admin(listen)?;
         Ok(ValidatedConfig {
             listen,
             targets,
+            admin_listen,
             settings: self,
         })
     }
 }
 
 impl Settings {
+    /// The environment whose users the admin side manages.
+    pub fn admin_environment(&self) -> Option<&str> {
+        match (&self.admin.target, self.targets.as_slice()) {
+            (Some(t), _) => Some(t.as_str()),
+            (None, [only]) => Some(only.environment.as_str()),
+            _ => None,
+        }
+    }
+
+    fn validate_admin(&self, listen: SocketAddr) -> Result<Option<SocketAddr>, ConfigError> {
+        let a = &self.admin;
+        let addr = match &a.listen {
+            None => None,
+            Some(text) => {
+                let addr: SocketAddr = text.parse().map_err(|_| {
+                    ConfigError::key(
+                        "admin.listen",
+                        format!("`{text}` is not an address like 127.0.0.1:10113"),
+                    )
+                })?;
+                if addr.port() != 0 && addr == listen {
+                    return Err(ConfigError::key(
+                        "admin.listen",
+                        "must differ from server.listen: the admin API gets its own listener",
+                    ));
+                }
+                if a.auth.tokens.is_empty() && !a.auth.basic {
+                    return Err(ConfigError::key(
+                        "admin.auth",
+                        "the admin API needs authentication: add [[admin.auth.tokens]] or set basic = true",
+                    ));
+                }
+                Some(addr)
+            }
+        };
+        if addr.is_none() && !a.intercept.enabled {
+            return Ok(None);
+        }
+        match a.target.as_deref() {
+            Some(t) if !self.targets.iter().any(|x| x.environment == t) => {
+                return Err(ConfigError::key(
+                    "admin.target",
+                    format!("no [[targets]] entry has environment `{t}`"),
+                ));
+            }
+            None if self.targets.len() > 1 => {
+                return Err(ConfigError::key(
+                    "admin.target",
+                    "several targets are configured: name the one whose users are managed",
+                ));
+            }
+            _ => {}
+        }
+        if a.max_body_bytes < 256 {
+            return Err(ConfigError::key(
+                "admin.max_body_bytes",
+                "must be at least 256",
+            ));
+        }
+        let mut names = BTreeSet::new();
+        for (i, t) in a.auth.tokens.iter().enumerate() {
+            let key = |k: &str| format!("admin.auth.tokens[{i}].{k}");
+            if !valid_label_value(&t.name) || !names.insert(t.name.as_str()) {
+                return Err(ConfigError::key(
+                    key("name"),
+                    "must be a unique name of 1-64 letters, digits, '-', '_' or '.'",
+                ));
+            }
+            if t.sha256.len() != 64 || !t.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(ConfigError::key(
+                    key("sha256"),
+                    "must be the 64 hex digits `windsock admin hash-token` prints, not the token",
+                ));
+            }
+        }
+        if a.auth.required_role.trim().is_empty() {
+            return Err(ConfigError::key("admin.auth.required_role", "is empty"));
+        }
+        if a.auth.max_failures == 0 || a.auth.failure_window.is_zero() {
+            return Err(ConfigError::key(
+                "admin.auth.max_failures",
+                "max_failures and failure_window must be greater than zero",
+            ));
+        }
+        if let Some(tls) = &a.tls {
+            for (k, p) in [("cert", &tls.cert), ("key", &tls.key)] {
+                if let Err(e) = std::fs::metadata(p) {
+                    return Err(ConfigError::key(
+                        format!("admin.tls.{k}"),
+                        format!("cannot read {}: {e}", p.display()),
+                    ));
+                }
+            }
+        }
+        let ic = &a.intercept;
+        if ic.interval.is_zero() {
+            return Err(ConfigError::key(
+                "admin.intercept.interval",
+                "must be greater than zero",
+            ));
+        }
+        for (i, rule) in ic.rules.iter().enumerate() {
+            let key = |k: &str| format!("admin.intercept.rules[{i}].{k}");
+            let regex = |k: &str, p: &str| {
+                regex::Regex::new(p)
+                    .map(|_| ())
+                    .map_err(|e| ConfigError::key(key(k), format!("invalid pattern: {e}")))
+            };
+            match rule {
+                RuleSettings::Sanitize {
+                    characters,
+                    replacement,
+                } => {
+                    if ic.mwaa_safe {
+                        return Err(ConfigError::key(
+                            key("type"),
+                            "a sanitize rule renames users, and admin.intercept.mwaa_safe is on \
+                             (the default): on MWAA a renamed user can no longer log in. Set \
+                             mwaa_safe = false if this is not MWAA",
+                        ));
+                    }
+                    if characters.is_empty()
+                        || characters.contains(replacement.as_str()) && !replacement.is_empty()
+                    {
+                        return Err(ConfigError::key(
+                            key("characters"),
+                            "must be non-empty and must not contain the replacement",
+                        ));
+                    }
+                }
+                RuleSettings::Validate { pattern, .. } => regex("pattern", pattern)?,
+                RuleSettings::AssignRoles {
+                    username_pattern,
+                    email_pattern,
+                    roles,
+                } => {
+                    if username_pattern.is_none() && email_pattern.is_none() {
+                        return Err(ConfigError::key(
+                            key("username_pattern"),
+                            "set username_pattern, email_pattern or both",
+                        ));
+                    }
+                    for (k, p) in [
+                        ("username_pattern", username_pattern),
+                        ("email_pattern", email_pattern),
+                    ] {
+                        if let Some(p) = p {
+                            regex(k, p)?;
+                        }
+                    }
+                    if roles.is_empty() {
+                        return Err(ConfigError::key(key("roles"), "is empty"));
+                    }
+                }
+                RuleSettings::Webhook { url, .. } => {
+                    let ok = url::Url::parse(url).is_ok_and(|u| {
+                        matches!(u.scheme(), "http" | "https") && u.host().is_some()
+                    });
+                    if !ok {
+                        return Err(ConfigError::key(
+                            key("url"),
+                            "must be an http:// or https:// URL",
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(addr)
+    }
+
     fn validate_registry(&self) -> Result<(), ConfigError> {
         if self.report.interval.is_zero() {
             return Err(ConfigError::key(

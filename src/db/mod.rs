@@ -16,6 +16,7 @@
 
 pub mod session;
 pub mod url;
+pub mod write;
 
 use std::fmt;
 use std::sync::Arc;
@@ -433,9 +434,18 @@ where
 
 /// Failure inside the query future; the bool marks a timeout detected
 /// outside the server's error code (SQLite interrupt).
-enum QueryFail {
+pub(super) enum QueryFail {
     Sqlx(sqlx::Error, bool),
     Db(DbError),
+}
+
+impl QueryFail {
+    pub(super) fn into_db_error(self) -> DbError {
+        match self {
+            QueryFail::Db(e) => e,
+            QueryFail::Sqlx(e, _) => DbError::from_sqlx(e),
+        }
+    }
 }
 
 impl From<sqlx::Error> for QueryFail {
@@ -450,7 +460,7 @@ impl From<DbError> for QueryFail {
     }
 }
 
-async fn collect<R, S>(
+pub(super) async fn collect<R, S>(
     mut stream: S,
     decode: fn(&R) -> Result<Vec<Cell>, DbError>,
 ) -> Result<Rows, QueryFail>
@@ -552,7 +562,7 @@ fn decode_err(column: &str, message: impl Into<String>) -> DbError {
     }
 }
 
-fn decode_pg(row: &sqlx::postgres::PgRow) -> Result<Vec<Cell>, DbError> {
+pub(super) fn decode_pg(row: &sqlx::postgres::PgRow) -> Result<Vec<Cell>, DbError> {
     let mut cells = Vec::with_capacity(row.len());
     for (i, col) in row.columns().iter().enumerate() {
         let raw = row
@@ -601,7 +611,7 @@ fn decode_pg(row: &sqlx::postgres::PgRow) -> Result<Vec<Cell>, DbError> {
     Ok(cells)
 }
 
-fn decode_mysql(row: &sqlx::mysql::MySqlRow) -> Result<Vec<Cell>, DbError> {
+pub(super) fn decode_mysql(row: &sqlx::mysql::MySqlRow) -> Result<Vec<Cell>, DbError> {
     let mut cells = Vec::with_capacity(row.len());
     for (i, col) in row.columns().iter().enumerate() {
         let raw = row
@@ -649,7 +659,7 @@ fn decode_mysql(row: &sqlx::mysql::MySqlRow) -> Result<Vec<Cell>, DbError> {
     Ok(cells)
 }
 
-fn decode_sqlite(row: &sqlx::sqlite::SqliteRow) -> Result<Vec<Cell>, DbError> {
+pub(super) fn decode_sqlite(row: &sqlx::sqlite::SqliteRow) -> Result<Vec<Cell>, DbError> {
     let mut cells = Vec::with_capacity(row.len());
     for (i, col) in row.columns().iter().enumerate() {
         let raw = row

@@ -85,6 +85,17 @@ pub(crate) async fn mysql_after_connect(
     statement_timeout: Duration,
     lock_timeout: Duration,
 ) -> Result<(), sqlx::Error> {
+    conn.execute("SET SESSION TRANSACTION READ ONLY").await?;
+    mysql_session_limits(conn, statement_timeout, lock_timeout).await
+}
+
+/// Statement and lock timeouts of a MySQL/MariaDB session (read-only or
+/// not: the admin pool uses these alone).
+pub(crate) async fn mysql_session_limits(
+    conn: &mut MySqlConnection,
+    statement_timeout: Duration,
+    lock_timeout: Duration,
+) -> Result<(), sqlx::Error> {
     let version: (String,) = sqlx::query_as("SELECT VERSION()")
         .fetch_one(&mut *conn)
         .await?;
@@ -100,7 +111,6 @@ pub(crate) async fn mysql_after_connect(
         // MySQL 8: milliseconds; applies to SELECT, which is all windsock runs.
         format!("max_execution_time = {}", millis(statement_timeout))
     };
-    conn.execute("SET SESSION TRANSACTION READ ONLY").await?;
     let set = format!(
         "SET SESSION {limit}, SESSION lock_wait_timeout = {lock_secs}, \
          SESSION innodb_lock_wait_timeout = {lock_secs}"

@@ -76,7 +76,12 @@ pub struct Store {
     generation: AtomicU64,
     /// Most diagnostic series one scrape exports (0: no cap).
     max_series: usize,
+    /// Counters and gauges of windsock's own activities (admin API,
+    /// interception, export), by metric name then label set.
+    events: RwLock<EventMap>,
 }
+
+type EventMap = BTreeMap<&'static str, BTreeMap<Vec<(&'static str, String)>, f64>>;
 
 impl Store {
     /// A store knowing these environments (so `windsock_up` exists from the
@@ -90,6 +95,7 @@ impl Store {
             targets: RwLock::new(targets),
             generation: AtomicU64::new(0),
             max_series: 0,
+            events: RwLock::default(),
         }
     }
 
@@ -162,6 +168,41 @@ impl Store {
             *d.errors.entry(kind).or_default() += 1;
             d.runs += 1;
         });
+    }
+
+    /// Adds `delta` to the counter `name` (a [`SELF_METRICS`] entry) with
+    /// these labels.
+    pub fn add(&self, name: &'static str, labels: &[(&'static str, &str)], delta: f64) {
+        self.update_event(name, labels, |v| *v += delta);
+    }
+
+    /// Sets the gauge `name` (a [`SELF_METRICS`] entry) with these labels.
+    pub fn set(&self, name: &'static str, labels: &[(&'static str, &str)], value: f64) {
+        self.update_event(name, labels, |v| *v = value);
+    }
+
+    /// The current value of an event counter or gauge (tests, `check`).
+    pub fn event(&self, name: &str, labels: &[(&'static str, &str)]) -> Option<f64> {
+        let key: Vec<(&'static str, String)> =
+            labels.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
+        let guard = self.events.read().unwrap_or_else(|p| p.into_inner());
+        guard.get(name).and_then(|m| m.get(&key)).copied()
+    }
+
+    fn update_event(
+        &self,
+        name: &'static str,
+        labels: &[(&'static str, &str)],
+        f: impl FnOnce(&mut f64),
+    ) {
+        debug_assert!(
+            SELF_METRICS.iter().any(|m| m.name == name),
+            "undocumented metric {name}"
+        );
+        let key = labels.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
+        let mut guard = self.events.write().unwrap_or_else(|p| p.into_inner());
+        f(guard.entry(name).or_default().entry(key).or_insert(0.0));
+        self.generation.fetch_add(1, Ordering::Release);
     }
 
     /// Whether every target finished its first round.
@@ -265,6 +306,48 @@ pub const SELF_METRICS: &[SelfMetric] = &[
     SelfMetric {
         name: "windsock_series_dropped",
         help: "Diagnostic series left out of this scrape by cardinality.max_series",
+        kind: MetricKind::Gauge,
+        labels: &[],
+    },
+    SelfMetric {
+        name: "windsock_admin_requests",
+        help: "Requests to the admin API by operation and HTTP status",
+        kind: MetricKind::Counter,
+        labels: &["operation", "code"],
+    },
+    SelfMetric {
+        name: "windsock_admin_auth_failures",
+        help: "Rejected admin API calls by reason (missing, bad_token, bad_password, forbidden_role, rate_limited)",
+        kind: MetricKind::Counter,
+        labels: &["reason"],
+    },
+    SelfMetric {
+        name: "windsock_admin_audit_events",
+        help: "Audited admin writes by action and outcome (applied, dry_run, refused, failed)",
+        kind: MetricKind::Counter,
+        labels: &["action", "outcome"],
+    },
+    SelfMetric {
+        name: "windsock_intercept_actions",
+        help: "Actions of the new-user interception rules by rule and outcome",
+        kind: MetricKind::Counter,
+        labels: &["rule", "outcome"],
+    },
+    SelfMetric {
+        name: "windsock_intercept_users",
+        help: "New users the interception pipeline has processed",
+        kind: MetricKind::Counter,
+        labels: &[],
+    },
+    SelfMetric {
+        name: "windsock_intercept_leader",
+        help: "1 when this replica holds the interception lock and acts on new users",
+        kind: MetricKind::Gauge,
+        labels: &[],
+    },
+    SelfMetric {
+        name: "windsock_intercept_last_poll_timestamp_seconds",
+        help: "UNIX time of the latest successful poll of ab_user for new users",
         kind: MetricKind::Gauge,
         labels: &[],
     },
@@ -411,9 +494,18 @@ impl Collector for StoreCollector {
                 vec![(Vec::new(), dropped as f64)],
             ),
         ]);
+        let events = self.store.events.read().unwrap_or_else(|p| p.into_inner());
+        for (name, series) in events.iter() {
+            let list = by_name.entry(name).or_default();
+            for (labels, v) in series {
+                list.push((labels.iter().map(|(k, v)| (*k, v.as_str())).collect(), *v));
+            }
+        }
         for meta in SELF_METRICS {
             let samples = by_name.remove(meta.name).unwrap_or_default();
-            if samples.is_empty() && meta.kind == MetricKind::Info {
+            // A family without series (no errors yet, admin API off) is
+            // left out rather than shown as bare HELP/TYPE lines.
+            if samples.is_empty() {
                 continue;
             }
             let mut m =

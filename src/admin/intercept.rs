@@ -1,0 +1,540 @@
+//! Interception of newly created users: `ab_user` is polled above an id
+//! watermark and each new user goes through the configured rules, in order,
+//! in one transaction; webhooks are called after the commit.
+//!
+//! With several windsock replicas only the one holding the lock acts
+//! (PostgreSQL `pg_try_advisory_lock`, MySQL `GET_LOCK`, each on a
+//! dedicated session, so the lock goes when the replica or its connection
+//! does). SQLite is single-node: there is no lock to take.
+//!
+//! Every rule acts only when its condition still holds on the current row
+//! (a `/` to replace, a role not yet held, an active user that violates
+//! the pattern), so looking at a user twice changes nothing twice. On
+//! start and on taking over, users created within `catch_up` are looked at
+//! again for that reason; only a webhook may then see a user twice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use regex::Regex;
+use serde::Serialize;
+use sqlx::Connection as _;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::users::{User, UserError, UserStore};
+use crate::config::{DatabaseSettings, InterceptSettings, RuleSettings, Violation};
+use crate::db::url::DbUrl;
+use crate::db::write::{Value, WriteTx};
+use crate::db::{DbError, Dialect};
+use crate::metrics::Store;
+
+/// The advisory lock key (PostgreSQL) / name (MySQL).
+const LOCK_KEY: i64 = 0x7769_6e64_736f_636b; // "windsock"
+const LOCK_NAME: &str = "windsock.intercept";
+
+/// Users taken per poll.
+const BATCH: i64 = 100;
+
+/// A compiled rule.
+#[derive(Debug, Clone)]
+pub enum Rule {
+    /// Replace characters in usernames.
+    Sanitize {
+        /// Characters to replace.
+        characters: Vec<char>,
+        /// Replacement.
+        replacement: String,
+    },
+    /// Check usernames against a pattern.
+    Validate {
+        /// The pattern.
+        pattern: Regex,
+        /// What happens on a violation.
+        on_violation: Violation,
+    },
+    /// Add roles by pattern.
+    AssignRoles {
+        /// On the username.
+        username: Option<Regex>,
+        /// On the email.
+        email: Option<Regex>,
+        /// Roles to add.
+        roles: Vec<String>,
+    },
+    /// Notify a URL.
+    Webhook {
+        /// Where.
+        url: url::Url,
+        /// How long to wait.
+        timeout: Duration,
+    },
+}
+
+impl Rule {
+    fn kind(&self) -> &'static str {
+        match self {
+            Rule::Sanitize { .. } => "sanitize",
+            Rule::Validate { .. } => "validate",
+            Rule::AssignRoles { .. } => "assign_roles",
+            Rule::Webhook { .. } => "webhook",
+        }
+    }
+}
+
+/// Compiles the configured rules (config validation has checked them;
+/// this fails only on the same errors).
+pub fn compile(settings: &InterceptSettings) -> Result<Vec<Rule>, String> {
+    let re = |p: &str| Regex::new(p).map_err(|e| format!("pattern `{p}`: {e}"));
+    settings
+        .rules
+        .iter()
+        .map(|r| {
+            Ok(match r {
+                RuleSettings::Sanitize {
+                    characters,
+                    replacement,
+                } => {
+                    if settings.mwaa_safe {
+                        return Err("sanitize renames users; refused with mwaa_safe".to_owned());
+                    }
+                    Rule::Sanitize {
+                        characters: characters.chars().collect(),
+                        replacement: replacement.clone(),
+                    }
+                }
+                RuleSettings::Validate {
+                    pattern,
+                    on_violation,
+                } => Rule::Validate {
+                    pattern: re(pattern)?,
+                    on_violation: *on_violation,
+                },
+                RuleSettings::AssignRoles {
+                    username_pattern,
+                    email_pattern,
+                    roles,
+                } => Rule::AssignRoles {
+                    username: username_pattern.as_deref().map(re).transpose()?,
+                    email: email_pattern.as_deref().map(re).transpose()?,
+                    roles: roles.clone(),
+                },
+                RuleSettings::Webhook { url, timeout } => Rule::Webhook {
+                    url: url::Url::parse(url).map_err(|e| format!("webhook url: {e}"))?,
+                    timeout: *timeout,
+                },
+            })
+        })
+        .collect()
+}
+
+/// What one rule did to one user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Action {
+    /// Rule type.
+    pub rule: &'static str,
+    /// `renamed`, `deactivated`, `violation`, `roles_added`, `notified`,
+    /// `failed`.
+    pub outcome: &'static str,
+    /// Human-readable detail (no secrets).
+    pub detail: String,
+}
+
+/// The interception loop of one target.
+#[derive(Debug)]
+pub struct Interceptor {
+    /// The FAB user tables.
+    pub users: Arc<UserStore>,
+    /// For the dedicated lock session.
+    pub url: DbUrl,
+    /// Session limits.
+    pub database: DatabaseSettings,
+    /// Rules, in order.
+    pub rules: Vec<Rule>,
+    /// Poll interval and catch-up.
+    pub settings: InterceptSettings,
+    /// Counters.
+    pub metrics: Arc<Store>,
+    /// Change nothing, report what would change.
+    pub dry_run: bool,
+}
+
+/// A held leadership: the session that owns the lock.
+enum Leader {
+    Postgres(sqlx::PgConnection),
+    MySql(sqlx::MySqlConnection),
+    Single,
+}
+
+impl Leader {
+    async fn still_held(&mut self) -> bool {
+        match self {
+            Leader::Postgres(c) => c.ping().await.is_ok(),
+            Leader::MySql(c) => c.ping().await.is_ok(),
+            Leader::Single => true,
+        }
+    }
+
+    async fn release(self) {
+        match self {
+            Leader::Postgres(c) => {
+                let _ = c.close().await;
+            }
+            Leader::MySql(c) => {
+                let _ = c.close().await;
+            }
+            Leader::Single => {}
+        }
+    }
+}
+
+impl Interceptor {
+    /// Tries to become the acting replica.
+    async fn try_lead(&self) -> Result<Option<Leader>, DbError> {
+        let conn_err = |e: sqlx::Error| DbError::Connect {
+            url: self.url.to_string(),
+            message: crate::db::url::redact(&e.to_string()),
+        };
+        match self.url.dialect() {
+            Dialect::Sqlite => Ok(Some(Leader::Single)),
+            Dialect::Postgres => {
+                let opts = crate::db::session::postgres(&self.url, &self.database)
+                    .map_err(conn_err)?
+                    .application_name("windsock-intercept-lock");
+                let mut c = sqlx::PgConnection::connect_with(&opts)
+                    .await
+                    .map_err(conn_err)?;
+                let got: (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock($1)")
+                    .bind(LOCK_KEY)
+                    .fetch_one(&mut c)
+                    .await
+                    .map_err(conn_err)?;
+                if got.0 {
+                    Ok(Some(Leader::Postgres(c)))
+                } else {
+                    let _ = c.close().await;
+                    Ok(None)
+                }
+            }
+            Dialect::MySql => {
+                let opts = crate::db::session::mysql(&self.url).map_err(conn_err)?;
+                let mut c = sqlx::MySqlConnection::connect_with(&opts)
+                    .await
+                    .map_err(conn_err)?;
+                let got: (Option<i64>,) = sqlx::query_as("SELECT GET_LOCK(?, 0)")
+                    .bind(LOCK_NAME)
+                    .fetch_one(&mut c)
+                    .await
+                    .map_err(conn_err)?;
+                if got.0 == Some(1) {
+                    Ok(Some(Leader::MySql(c)))
+                } else {
+                    let _ = c.close().await;
+                    Ok(None)
+                }
+            }
+        }
+    }
+
+    fn set_leader(&self, on: bool) {
+        self.metrics
+            .set("windsock_intercept_leader", &[], f64::from(u8::from(on)));
+    }
+
+    /// Runs until `cancel`.
+    pub async fn run(self, cancel: CancellationToken) {
+        self.set_leader(false);
+        let mut leader: Option<Leader> = None;
+        let mut watermark = 0i64;
+        loop {
+            if leader.is_none() {
+                match self.try_lead().await {
+                    Ok(Some(l)) => match self.take_over().await {
+                        Ok(w) => {
+                            info!(
+                                watermark = w,
+                                "Interception: this replica now acts on new users."
+                            );
+                            watermark = w;
+                            leader = Some(l);
+                            self.set_leader(true);
+                        }
+                        Err(e) => {
+                            warn!(error = %e, "Interception: cannot read ab_user.");
+                            l.release().await;
+                        }
+                    },
+                    Ok(None) => {}
+                    Err(e) => {
+                        warn!(error = %e, "Interception: cannot reach the database for the lock.")
+                    }
+                }
+            }
+            if let Some(l) = leader.as_mut() {
+                if l.still_held().await {
+                    match self.poll(watermark).await {
+                        Ok(w) => watermark = w,
+                        Err(e) => warn!(error = %e, "Interception: poll failed; retrying."),
+                    }
+                } else {
+                    warn!("Interception: lost the lock session; another replica may take over.");
+                    if let Some(l) = leader.take() {
+                        l.release().await;
+                    }
+                    self.set_leader(false);
+                }
+            }
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                () = tokio::time::sleep(self.settings.interval) => {}
+            }
+        }
+        if let Some(l) = leader {
+            l.release().await;
+        }
+        self.set_leader(false);
+    }
+
+    /// Starts acting: the watermark is the newest user; users created
+    /// within `catch_up` are looked at again (idempotent rules).
+    pub async fn take_over(&self) -> Result<i64, UserError> {
+        let mut tx = self.users.begin().await?;
+        let max = UserStore::max_id(&mut tx).await?;
+        let recent =
+            UserStore::created_within(&mut tx, self.settings.catch_up.as_secs(), max).await?;
+        let _ = tx.rollback().await;
+        for id in recent {
+            self.process(id).await?;
+        }
+        Ok(max)
+    }
+
+    /// Processes users above `watermark`; returns the new watermark.
+    pub async fn poll(&self, mut watermark: i64) -> Result<i64, UserError> {
+        loop {
+            let mut tx = self.users.begin().await?;
+            let batch = UserStore::created_after(&mut tx, watermark, BATCH).await?;
+            let _ = tx.rollback().await;
+            self.metrics.set(
+                "windsock_intercept_last_poll_timestamp_seconds",
+                &[],
+                crate::metrics::now_unix(),
+            );
+            let n = batch.len();
+            for u in batch {
+                self.process(u.id).await?;
+                watermark = u.id;
+            }
+            if n < BATCH as usize {
+                return Ok(watermark);
+            }
+        }
+    }
+
+    /// Runs the rules on user `id` in one transaction, then the webhooks.
+    pub async fn process(&self, id: i64) -> Result<Vec<Action>, UserError> {
+        let mut tx = self.users.begin().await?;
+        let Some(mut user) = user_by_id(&mut tx, id).await? else {
+            let _ = tx.rollback().await;
+            return Ok(Vec::new());
+        };
+        let original = user.username.clone();
+        let mut actions = Vec::new();
+        for rule in &self.rules {
+            if matches!(rule, Rule::Webhook { .. }) {
+                continue;
+            }
+            match apply(&mut tx, rule, &mut user).await {
+                Ok(Some(a)) => actions.push(a),
+                Ok(None) => {}
+                Err(UserError::Db(e)) => return Err(UserError::Db(e)),
+                Err(e) => actions.push(Action {
+                    rule: rule.kind(),
+                    outcome: "failed",
+                    detail: e.to_string(),
+                }),
+            }
+        }
+        if self.dry_run {
+            tx.rollback().await?;
+        } else {
+            tx.commit().await?;
+        }
+        self.metrics.add("windsock_intercept_users", &[], 1.0);
+        for rule in &self.rules {
+            if let Rule::Webhook { url, timeout } = rule {
+                let event = serde_json::json!({
+                    "event": "user_created",
+                    "username": user.username,
+                    "created_as": original,
+                    "email": user.email,
+                    "active": user.active,
+                    "roles": user.roles,
+                    "actions": actions,
+                    "dry_run": self.dry_run,
+                });
+                let a = match super::webhook::post_json(url, &event, *timeout).await {
+                    Ok(status) => Action {
+                        rule: "webhook",
+                        outcome: "notified",
+                        detail: format!("{} answered {status}", url.host_str().unwrap_or("")),
+                    },
+                    Err(e) => Action {
+                        rule: "webhook",
+                        outcome: "failed",
+                        detail: e.to_string(),
+                    },
+                };
+                actions.push(a);
+            }
+        }
+        for a in &actions {
+            self.metrics.add(
+                "windsock_intercept_actions",
+                &[("rule", a.rule), ("outcome", a.outcome)],
+                1.0,
+            );
+            info!(
+                target: "windsock::audit",
+                actor = "intercept",
+                action = a.rule,
+                outcome = a.outcome,
+                username = %original,
+                detail = %a.detail,
+                dry_run = self.dry_run,
+                "New-user rule applied."
+            );
+        }
+        Ok(actions)
+    }
+}
+
+async fn user_by_id(tx: &mut WriteTx, id: i64) -> Result<Option<User>, UserError> {
+    // `created_after(id - 1)` with a limit of one is the same row lookup
+    // the poll uses, including roles.
+    let mut users = UserStore::created_after(tx, id - 1, 1).await?;
+    Ok(users.pop().filter(|u| u.id == id))
+}
+
+/// Applies one rule; `None` when it had nothing to do.
+async fn apply(
+    tx: &mut WriteTx,
+    rule: &Rule,
+    user: &mut User,
+) -> Result<Option<Action>, UserError> {
+    let d = tx.dialect();
+    match rule {
+        Rule::Sanitize {
+            characters,
+            replacement,
+        } => {
+            if !user.username.chars().any(|c| characters.contains(&c)) {
+                return Ok(None);
+            }
+            let base: String = user
+                .username
+                .chars()
+                .map(|c| {
+                    if characters.contains(&c) {
+                        replacement.clone()
+                    } else {
+                        c.to_string()
+                    }
+                })
+                .collect();
+            let mut candidate = base.clone();
+            let mut n = 1;
+            loop {
+                let taken = tx
+                    .scalar(
+                        "SELECT COUNT(*) FROM ab_user WHERE lower(username) = lower(?) AND id <> ?",
+                        &[candidate.as_str().into(), user.id.into()],
+                    )
+                    .await?
+                    .unwrap_or(0);
+                if taken == 0 {
+                    break;
+                }
+                n += 1;
+                if n > 100 {
+                    return Err(UserError::UsernameTaken(base));
+                }
+                candidate = format!("{base}{replacement}{n}");
+            }
+            super::users::check_text("username", &candidate)?;
+            tx.execute(
+                &format!(
+                    "UPDATE ab_user SET username = ?, changed_on = {} WHERE id = ?",
+                    super::users::now_sql(d)
+                ),
+                &[candidate.as_str().into(), user.id.into()],
+            )
+            .await?;
+            let detail = format!("`{}` -> `{candidate}`", user.username);
+            user.username = candidate;
+            Ok(Some(Action {
+                rule: "sanitize",
+                outcome: "renamed",
+                detail,
+            }))
+        }
+        Rule::Validate {
+            pattern,
+            on_violation,
+        } => {
+            if pattern.is_match(&user.username) {
+                return Ok(None);
+            }
+            if *on_violation == Violation::Deactivate && user.active {
+                tx.execute(
+                    &format!(
+                        "UPDATE ab_user SET active = ?, changed_on = {} WHERE id = ?",
+                        super::users::now_sql(d)
+                    ),
+                    &[Value::Bool(false), user.id.into()],
+                )
+                .await?;
+                user.active = false;
+                return Ok(Some(Action {
+                    rule: "validate",
+                    outcome: "deactivated",
+                    detail: format!("`{}` does not match {}", user.username, pattern.as_str()),
+                }));
+            }
+            Ok(Some(Action {
+                rule: "validate",
+                outcome: "violation",
+                detail: format!("`{}` does not match {}", user.username, pattern.as_str()),
+            }))
+        }
+        Rule::AssignRoles {
+            username,
+            email,
+            roles,
+        } => {
+            let matches = username.as_ref().is_none_or(|r| r.is_match(&user.username))
+                && email.as_ref().is_none_or(|r| r.is_match(&user.email));
+            let missing: Vec<String> = roles
+                .iter()
+                .filter(|r| !user.has_role(r))
+                .cloned()
+                .collect();
+            if !matches || missing.is_empty() {
+                return Ok(None);
+            }
+            let ids = UserStore::role_ids(tx, &missing).await?;
+            for rid in ids {
+                UserStore::add_role(tx, user.id, rid).await?;
+            }
+            for r in &missing {
+                user.roles.push(super::users::RoleRef { name: r.clone() });
+            }
+            Ok(Some(Action {
+                rule: "assign_roles",
+                outcome: "roles_added",
+                detail: missing.join(", "),
+            }))
+        }
+        Rule::Webhook { .. } => Ok(None),
+    }
+}

@@ -1,0 +1,207 @@
+//! `[admin]`: the user-management API and the interception of new users.
+//! Everything here is off unless configured; see `docs/admin.md`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::humantime_serde_compat;
+
+/// `[admin]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSettings {
+    /// Address of the admin listener, separate from `/metrics`. Unset: no
+    /// admin API.
+    pub listen: Option<String>,
+    /// The target (by `environment`) whose FAB user tables are managed.
+    /// May be left out when there is one target.
+    pub target: Option<String>,
+    /// Report what every write would change, change nothing.
+    pub dry_run: bool,
+    /// Largest request body accepted (413 above).
+    pub max_body_bytes: usize,
+    /// Serve HTTPS with this certificate chain and key (PEM files).
+    pub tls: Option<TlsSettings>,
+    /// Who may call the API.
+    pub auth: AuthSettings,
+    /// What happens to newly created users.
+    pub intercept: InterceptSettings,
+}
+
+impl Default for AdminSettings {
+    fn default() -> Self {
+        AdminSettings {
+            listen: None,
+            target: None,
+            dry_run: false,
+            max_body_bytes: 64 * 1024,
+            tls: None,
+            auth: AuthSettings::default(),
+            intercept: InterceptSettings::default(),
+        }
+    }
+}
+
+/// `[admin.tls]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+}
+
+/// `[admin.auth]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    /// Bearer tokens, stored as their SHA-256 (`windsock admin hash-token`).
+    pub tokens: Vec<TokenSettings>,
+    /// Accept HTTP basic auth checked against Airflow's own `ab_user`
+    /// password hashes.
+    pub basic: bool,
+    /// Role a basic-auth user must hold.
+    pub required_role: String,
+    /// Failed attempts one client may make per `failure_window` before it
+    /// gets 429 without its credentials being checked.
+    pub max_failures: u32,
+    /// Window of `max_failures`.
+    #[serde(with = "humantime_serde_compat")]
+    pub failure_window: Duration,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        AuthSettings {
+            tokens: Vec::new(),
+            basic: false,
+            required_role: "Admin".to_owned(),
+            max_failures: 5,
+            failure_window: Duration::from_secs(60),
+        }
+    }
+}
+
+/// `[[admin.auth.tokens]]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSettings {
+    /// Who holds the token (appears in the audit log as `token:<name>`).
+    pub name: String,
+    /// Hex SHA-256 of the token.
+    pub sha256: String,
+}
+
+/// `[admin.intercept]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InterceptSettings {
+    /// Watch `ab_user` for new users and run `rules` on them.
+    pub enabled: bool,
+    /// How often `ab_user` is polled for users above the watermark.
+    #[serde(with = "humantime_serde_compat")]
+    pub interval: Duration,
+    /// On start (and on taking over from another replica), also look at
+    /// users created this long ago, so none created during a restart is
+    /// missed. The rules are idempotent; a webhook may see such a user twice.
+    #[serde(with = "humantime_serde_compat")]
+    pub catch_up: Duration,
+    /// Never rename a user (MWAA maps IAM principals to usernames; a
+    /// renamed user can no longer log in). A `sanitize` rule is refused.
+    pub mwaa_safe: bool,
+    /// The rules, run in order on each new user.
+    pub rules: Vec<RuleSettings>,
+}
+
+impl Default for InterceptSettings {
+    fn default() -> Self {
+        InterceptSettings {
+            enabled: false,
+            interval: Duration::from_secs(10),
+            catch_up: Duration::from_secs(300),
+            mwaa_safe: true,
+            rules: Vec::new(),
+        }
+    }
+}
+
+/// One `[[admin.intercept.rules]]` entry, selected by `type`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum RuleSettings {
+    /// Replace characters in the username (the original's `/` → `_`); on
+    /// a collision a numeric suffix is added (`domain_user_2`).
+    Sanitize {
+        /// Characters to replace.
+        #[serde(default = "default_sanitize_chars")]
+        characters: String,
+        /// What each becomes.
+        #[serde(default = "default_replacement")]
+        replacement: String,
+    },
+    /// Check the username against a regular expression.
+    Validate {
+        /// The pattern a username must match (anchored by you).
+        pattern: String,
+        /// `report` (audit log and counter) or `deactivate`.
+        #[serde(default)]
+        on_violation: Violation,
+    },
+    /// Add roles to users whose username or email matches.
+    AssignRoles {
+        /// Regular expression on the username.
+        #[serde(default)]
+        username_pattern: Option<String>,
+        /// Regular expression on the email.
+        #[serde(default)]
+        email_pattern: Option<String>,
+        /// Roles added (they must exist in `ab_role`).
+        roles: Vec<String>,
+    },
+    /// POST a JSON event about the user and what the rules did.
+    Webhook {
+        /// `http://` or `https://` URL.
+        url: String,
+        /// Give up after this long.
+        #[serde(default = "default_webhook_timeout", with = "humantime_serde_compat")]
+        timeout: Duration,
+    },
+}
+
+impl RuleSettings {
+    /// The `type` name.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RuleSettings::Sanitize { .. } => "sanitize",
+            RuleSettings::Validate { .. } => "validate",
+            RuleSettings::AssignRoles { .. } => "assign_roles",
+            RuleSettings::Webhook { .. } => "webhook",
+        }
+    }
+}
+
+fn default_sanitize_chars() -> String {
+    "/".to_owned()
+}
+
+fn default_replacement() -> String {
+    "_".to_owned()
+}
+
+fn default_webhook_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+
+/// What a failed `validate` rule does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Violation {
+    /// Audit log and counter only.
+    #[default]
+    Report,
+    /// Also set `active = false`.
+    Deactivate,
+}
