@@ -22,7 +22,7 @@ use sqlx::Connection as _;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::users::{User, UserError, UserStore};
+use super::users::{User, UserError, UserStore, end};
 use crate::config::{DatabaseSettings, InterceptSettings, RuleSettings, Violation};
 use crate::db::url::DbUrl;
 use crate::db::write::{Value, WriteTx};
@@ -299,10 +299,14 @@ impl Interceptor {
     /// within `catch_up` are looked at again (idempotent rules).
     pub async fn take_over(&self) -> Result<i64, UserError> {
         let mut tx = self.users.begin().await?;
-        let max = UserStore::max_id(&mut tx).await?;
-        let recent =
-            UserStore::created_within(&mut tx, self.settings.catch_up.as_secs(), max).await?;
-        let _ = tx.rollback().await;
+        let res = async {
+            let max = UserStore::max_id(&mut tx).await?;
+            let recent =
+                UserStore::created_within(&mut tx, self.settings.catch_up.as_secs(), max).await?;
+            Ok((max, recent))
+        }
+        .await;
+        let (max, recent) = end(tx, res, false).await?;
         for id in recent {
             self.process(id).await?;
         }
@@ -313,8 +317,8 @@ impl Interceptor {
     pub async fn poll(&self, mut watermark: i64) -> Result<i64, UserError> {
         loop {
             let mut tx = self.users.begin().await?;
-            let batch = UserStore::created_after(&mut tx, watermark, BATCH).await?;
-            let _ = tx.rollback().await;
+            let res = UserStore::created_after(&mut tx, watermark, BATCH).await;
+            let batch = end(tx, res, false).await?;
             self.metrics.set(
                 "windsock_intercept_last_poll_timestamp_seconds",
                 &[],
@@ -334,32 +338,10 @@ impl Interceptor {
     /// Runs the rules on user `id` in one transaction, then the webhooks.
     pub async fn process(&self, id: i64) -> Result<Vec<Action>, UserError> {
         let mut tx = self.users.begin().await?;
-        let Some(mut user) = user_by_id(&mut tx, id).await? else {
-            let _ = tx.rollback().await;
+        let res = self.apply_all(&mut tx, id).await;
+        let Some((user, original, mut actions)) = end(tx, res, !self.dry_run).await? else {
             return Ok(Vec::new());
         };
-        let original = user.username.clone();
-        let mut actions = Vec::new();
-        for rule in &self.rules {
-            if matches!(rule, Rule::Webhook { .. }) {
-                continue;
-            }
-            match apply(&mut tx, rule, &mut user).await {
-                Ok(Some(a)) => actions.push(a),
-                Ok(None) => {}
-                Err(UserError::Db(e)) => return Err(UserError::Db(e)),
-                Err(e) => actions.push(Action {
-                    rule: rule.kind(),
-                    outcome: "failed",
-                    detail: e.to_string(),
-                }),
-            }
-        }
-        if self.dry_run {
-            tx.rollback().await?;
-        } else {
-            tx.commit().await?;
-        }
         self.metrics.add("windsock_intercept_users", &[], 1.0);
         for rule in &self.rules {
             if let Rule::Webhook { url, timeout } = rule {
@@ -406,6 +388,37 @@ impl Interceptor {
             );
         }
         Ok(actions)
+    }
+}
+
+impl Interceptor {
+    /// The rules other than webhooks, on the current row of user `id`.
+    async fn apply_all(
+        &self,
+        tx: &mut WriteTx,
+        id: i64,
+    ) -> Result<Option<(User, String, Vec<Action>)>, UserError> {
+        let Some(mut user) = user_by_id(tx, id).await? else {
+            return Ok(None);
+        };
+        let original = user.username.clone();
+        let mut actions = Vec::new();
+        for rule in &self.rules {
+            if matches!(rule, Rule::Webhook { .. }) {
+                continue;
+            }
+            match apply(tx, rule, &mut user).await {
+                Ok(Some(a)) => actions.push(a),
+                Ok(None) => {}
+                Err(UserError::Db(e)) => return Err(UserError::Db(e)),
+                Err(e) => actions.push(Action {
+                    rule: rule.kind(),
+                    outcome: "failed",
+                    detail: e.to_string(),
+                }),
+            }
+        }
+        Ok(Some((user, original, actions)))
     }
 }
 

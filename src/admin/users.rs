@@ -429,8 +429,7 @@ impl UserStore {
     pub async fn get(&self, username: &str) -> Result<User, UserError> {
         let mut tx = self.db.begin().await?;
         let out = Self::find_in(&mut tx, username, false).await;
-        let _ = tx.rollback().await;
-        out
+        end(tx, out, false).await
     }
 
     /// Users whose name starts with / contains `q` (case-insensitive),
@@ -448,6 +447,20 @@ impl UserStore {
             Match::Contains => format!("%{}%", like_escape(q)),
         };
         let mut tx = self.db.begin().await?;
+        let res = Self::search_in_page(&mut tx, d, pattern, limit, offset).await;
+        end(tx, res, false).await.map(|(users, total)| SearchPage {
+            users,
+            total_entries: total,
+        })
+    }
+
+    async fn search_in_page(
+        tx: &mut WriteTx,
+        d: Dialect,
+        pattern: String,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<User>, i64), UserError> {
         let cond = "lower(u.username) LIKE lower(?) ESCAPE '!'";
         let total = tx
             .scalar(
@@ -467,12 +480,8 @@ impl UserStore {
             )
             .await?;
         let mut users = users_from(&rows);
-        Self::load_roles(&mut tx, &mut users).await?;
-        let _ = tx.rollback().await;
-        Ok(SearchPage {
-            users,
-            total_entries: total,
-        })
+        Self::load_roles(tx, &mut users).await?;
+        Ok((users, total))
     }
 
     /// Role ids by exact name; unknown names are an error.
@@ -583,7 +592,23 @@ impl UserStore {
             return Err(UserError::invalid("body", "names no field to change"));
         }
         let mut tx = self.db.begin().await?;
-        let before = Self::find_in(&mut tx, username, true).await?;
+        let res = Self::patch_in(&mut tx, username, &patch, changed_by, method).await;
+        end(tx, res, !dry_run).await.map(|(before, after)| Change {
+            before,
+            after: Some(after),
+            password_changed: patch.password.is_some(),
+            dry_run,
+        })
+    }
+
+    async fn patch_in(
+        tx: &mut WriteTx,
+        username: &str,
+        patch: &UserPatch,
+        changed_by: Option<i64>,
+        method: Method,
+    ) -> Result<(User, User), UserError> {
+        let before = Self::find_in(tx, username, true).await?;
         let id = before.id;
         let d = tx.dialect();
 
@@ -619,7 +644,7 @@ impl UserStore {
         let role_ids = match &patch.roles {
             Some(roles) => {
                 let names: Vec<String> = roles.iter().map(|r| r.name.clone()).collect();
-                Some(Self::role_ids(&mut tx, &names).await?)
+                Some(Self::role_ids(tx, &names).await?)
             }
             None => None,
         };
@@ -630,7 +655,7 @@ impl UserStore {
                     .roles
                     .as_ref()
                     .is_some_and(|r| !r.iter().any(|r| r.name == ADMIN_ROLE)));
-        if loses_admin && Self::other_active_admins(&mut tx, id).await? == 0 {
+        if loses_admin && Self::other_active_admins(tx, id).await? == 0 {
             return Err(UserError::LastAdmin(before.username.clone()));
         }
 
@@ -670,22 +695,12 @@ impl UserStore {
             tx.execute("DELETE FROM ab_user_role WHERE user_id = ?", &[id.into()])
                 .await?;
             for rid in ids {
-                Self::add_role(&mut tx, id, rid).await?;
+                Self::add_role(tx, id, rid).await?;
             }
         }
         let after_name = patch.username.as_deref().unwrap_or(&before.username);
-        let after = Self::find_in(&mut tx, after_name, false).await?;
-        if dry_run {
-            tx.rollback().await?;
-        } else {
-            tx.commit().await?;
-        }
-        Ok(Change {
-            before,
-            after: Some(after),
-            password_changed: patch.password.is_some(),
-            dry_run,
-        })
+        let after = Self::find_in(tx, after_name, false).await?;
+        Ok((before, after))
     }
 
     /// Deletes the user named `username`. Refuses the caller's own user and
@@ -697,13 +712,27 @@ impl UserStore {
         dry_run: bool,
     ) -> Result<Change, UserError> {
         let mut tx = self.db.begin().await?;
-        let before = Self::find_in(&mut tx, username, true).await?;
+        let res = Self::delete_in(&mut tx, username, caller_id).await;
+        end(tx, res, !dry_run).await.map(|before| Change {
+            before,
+            after: None,
+            password_changed: false,
+            dry_run,
+        })
+    }
+
+    async fn delete_in(
+        tx: &mut WriteTx,
+        username: &str,
+        caller_id: Option<i64>,
+    ) -> Result<User, UserError> {
+        let before = Self::find_in(tx, username, true).await?;
         if caller_id == Some(before.id) {
             return Err(UserError::SelfDelete);
         }
         if before.active
             && before.has_role(ADMIN_ROLE)
-            && Self::other_active_admins(&mut tx, before.id).await? == 0
+            && Self::other_active_admins(tx, before.id).await? == 0
         {
             return Err(UserError::LastAdmin(before.username.clone()));
         }
@@ -714,17 +743,7 @@ impl UserStore {
         .await?;
         tx.execute("DELETE FROM ab_user WHERE id = ?", &[before.id.into()])
             .await?;
-        if dry_run {
-            tx.rollback().await?;
-        } else {
-            tx.commit().await?;
-        }
-        Ok(Change {
-            before,
-            after: None,
-            password_changed: false,
-            dry_run,
-        })
+        Ok(before)
     }
 
     /// Users with `id > after`, oldest first, at most `limit`.
@@ -787,11 +806,8 @@ impl UserStore {
             .unwrap_or(0))
     }
 
-    /// Checks basic-auth credentials the way FAB does: an active user found
-    /// by FAB's case-insensitive rule (ambiguity fails), whose stored hash
-    /// verifies. Returns the user, or `None`.
-    pub async fn authenticate(&self, username: &str, pw: &str) -> Result<Option<User>, UserError> {
-        let mut tx = self.db.begin().await?;
+    /// Users matching `username` by FAB's case-insensitive rule, with roles.
+    async fn login_candidates(tx: &mut WriteTx, username: &str) -> Result<Vec<User>, UserError> {
         let d = tx.dialect();
         let rows = tx
             .fetch(
@@ -804,21 +820,47 @@ impl UserStore {
             .await
             .map_err(no_fab)?;
         let mut users = users_from(&rows);
+        if users.len() == 1 {
+            Self::load_roles(tx, &mut users).await?;
+        }
+        Ok(users)
+    }
+
+    /// Checks basic-auth credentials the way FAB does: an active user found
+    /// by FAB's case-insensitive rule (ambiguity fails), whose stored hash
+    /// verifies. Returns the user, or `None`.
+    pub async fn authenticate(&self, username: &str, pw: &str) -> Result<Option<User>, UserError> {
+        let mut tx = self.db.begin().await?;
+        let res = Self::login_candidates(&mut tx, username).await;
+        let mut users = end(tx, res, false).await?;
         if users.len() != 1 || !users[0].active {
-            let _ = tx.rollback().await;
             // Spend the time a hash check takes, so the answer does not
             // tell whether the user exists.
             let _ = password::verify(&password::generate(Method::AIRFLOW_2, "x"), pw);
             return Ok(None);
         }
-        Self::load_roles(&mut tx, &mut users).await?;
-        let _ = tx.rollback().await;
         let user = users.remove(0);
         let ok = user
             .password_hash
             .as_deref()
             .is_some_and(|h| password::verify(h, pw).unwrap_or(false));
         Ok(ok.then_some(user))
+    }
+}
+
+/// Ends a transaction: commits when `res` is Ok and `commit` is set,
+/// otherwise rolls back (explicitly, so no connection goes back to the pool
+/// with a transaction still open).
+pub async fn end<T>(tx: WriteTx, res: Result<T, UserError>, commit: bool) -> Result<T, UserError> {
+    match res {
+        Ok(v) if commit => {
+            tx.commit().await?;
+            Ok(v)
+        }
+        other => {
+            let _ = tx.rollback().await;
+            other
+        }
     }
 }
 

@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+pub mod fab;
+
 use sqlx::{Connection, Executor};
 use windsock::config::DatabaseSettings;
 use windsock::db::url::DbUrl;
