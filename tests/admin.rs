@@ -723,3 +723,161 @@ async fn global_dry_run_changes_nothing() {
     assert_eq!(s, StatusCode::OK);
     assert_eq!(db.scalar("SELECT COUNT(*) FROM ab_user").await, 2);
 }
+
+/// The binary end to end: `windsock admin hash-token`, `windsock run` with
+/// the admin API on its own TLS listener (rustls, a certificate made by
+/// openssl), called with curl; the audit reaches the log and /metrics, and
+/// neither the token nor a new password does.
+#[test]
+fn daemon_serves_the_admin_api_over_tls() {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let db = rt.block_on(airflow_db(Dialect::Sqlite, "3.1.8"));
+    let dir = std::env::temp_dir().join(format!("ws-admin-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let ok = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl");
+    assert!(ok.success());
+
+    let mut hasher = Command::new(env!("CARGO_BIN_EXE_windsock"))
+        .args(["admin", "hash-token"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(hasher.stdin.take().unwrap(), "{TOKEN}").unwrap();
+    let out = hasher.wait_with_output().unwrap();
+    let sha = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert_eq!(sha, hash_token(TOKEN));
+
+    let config = dir.join("windsock.toml");
+    let write_config = |auth: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "[server]\nlisten = \"127.0.0.1:0\"\n\
+                 [[targets]]\nenvironment = \"e2e\"\nurl = \"{}\"\n\
+                 [admin]\nlisten = \"127.0.0.1:0\"\n\
+                 [admin.tls]\ncert = \"{}\"\nkey = \"{}\"\n{auth}",
+                db.url,
+                cert.display(),
+                key.display()
+            ),
+        )
+        .unwrap();
+    };
+    // No authentication configured: refused before any port is bound.
+    write_config("");
+    let status = Command::new(env!("CARGO_BIN_EXE_windsock"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(status.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&status.stderr).contains("admin.auth"));
+
+    write_config(&format!(
+        "[admin.auth]\nbasic = true\n[[admin.auth.tokens]]\nname = \"e2e\"\nsha256 = \"{sha}\"\n"
+    ));
+    let ws = common::Windsock::start(&["run", "--config", config.to_str().unwrap()], &[]);
+    let mut admin = None;
+    for _ in 0..100 {
+        let log = ws.log();
+        if let Some(p) = log.find("Admin API listening at https://") {
+            let rest = &log[p + "Admin API listening at https://".len()..];
+            admin = Some(rest.split('/').next().unwrap().to_owned());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let admin = admin.unwrap_or_else(|| panic!("no admin listener; log:\n{}", ws.log()));
+    let curl = |args: &[&str]| {
+        let out = Command::new("curl")
+            .args(["-sS", "--max-time", "10", "--cacert"])
+            .arg(&cert)
+            .args(["-w", "\n%{http_code}"])
+            .args(args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "000"));
+        (code.to_owned(), body.to_owned())
+    };
+    let url = format!("https://{admin}/api/v1/users-ext/?username=domain%2Falice");
+    let (code, body) = curl(&["-H", &format!("Authorization: Bearer {TOKEN}"), &url]);
+    assert_eq!(code, "200", "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["username"],
+        "domain/alice"
+    );
+    let (code, _) = curl(&["-u", "admin:admin", &url]);
+    assert_eq!(code, "200");
+    let (code, _) = curl(&["-u", "admin:wrong", &url]);
+    assert_eq!(code, "401");
+    let (code, body) = curl(&[
+        "-X",
+        "PATCH",
+        "-u",
+        "admin:admin",
+        "-H",
+        "Content-Type: application/json",
+        "--data",
+        r#"{"password": "Very-Secret-Pw-42"}"#,
+        &url,
+    ]);
+    assert_eq!(code, "200", "{body}");
+    // Plain HTTP on the TLS port gets no answer.
+    let plain = Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "5",
+            &url.replace("https://", "http://"),
+        ])
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&plain.stdout).contains("domain/alice"));
+
+    let (status, _, metrics) = common::http_get(ws.addr, "/metrics", None);
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains(r#"windsock_admin_requests_total{operation="get",code="200"} 2"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains(r#"windsock_admin_auth_failures_total{reason="bad_password"} 1"#));
+    assert!(
+        metrics
+            .contains(r#"windsock_admin_audit_events_total{action="update",outcome="applied"} 1"#)
+    );
+    let (_, log) = ws.terminate();
+    assert!(log.contains("Admin change."), "{log}");
+    assert!(log.contains("password_changed=true"), "{log}");
+    for secret in [TOKEN, "Very-Secret-Pw-42", "admin:admin", "scrypt:"] {
+        assert!(
+            !log.contains(secret),
+            "{secret} leaked into the log:\n{log}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

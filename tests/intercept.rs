@@ -69,6 +69,7 @@ fn settings(hook: &str, mwaa_safe: bool) -> InterceptSettings {
         enabled: true,
         interval: Duration::from_millis(200),
         catch_up: Duration::ZERO,
+        postgres_notify: false,
         mwaa_safe,
         rules,
     }
@@ -334,4 +335,41 @@ async fn two_replicas_act_once_postgres() {
 #[tokio::test]
 async fn two_replicas_act_once_mysql() {
     two_replicas(Dialect::MySql).await;
+}
+
+/// PostgreSQL with `postgres_notify`: the trigger windsock installs wakes
+/// the loop, so a new user is handled long before the next poll.
+#[tokio::test]
+async fn postgres_notify_handles_new_users_at_once() {
+    let db = airflow_db(Dialect::Postgres, "3.1.8").await;
+    let (hook, events) = webhook_sink().await;
+    let mut s = settings(&hook, false);
+    s.interval = Duration::from_secs(60);
+    s.postgres_notify = true;
+    let metrics = Arc::new(Store::new(["t"]));
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(interceptor(&db, s, metrics.clone()).run(cancel.clone()));
+    for _ in 0..100 {
+        if db
+            .scalar("SELECT COUNT(*) FROM pg_trigger WHERE tgname = 'windsock_ab_user_created'")
+            .await
+            == 1
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Give LISTEN a moment after the trigger exists.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = std::time::Instant::now();
+    add_user(&db, "fast/erin", "erin@example.com", "Viewer").await;
+    wait_for("the webhook", || !events.lock().unwrap().is_empty()).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(events.lock().unwrap()[0]["username"], "fast_erin");
+    cancel.cancel();
+    task.await.unwrap();
 }

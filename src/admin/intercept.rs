@@ -33,6 +33,19 @@ use crate::metrics::Store;
 const LOCK_KEY: i64 = 0x7769_6e64_736f_636b; // "windsock"
 const LOCK_NAME: &str = "windsock.intercept";
 
+/// The channel the optional `ab_user` trigger notifies (PostgreSQL).
+pub const NOTIFY_CHANNEL: &str = "windsock_ab_user";
+
+/// The trigger `postgres_notify` installs: it only sends the new id.
+const NOTIFY_DDL: [&str; 3] = [
+    "CREATE OR REPLACE FUNCTION windsock_ab_user_notify() RETURNS trigger \
+     LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_notify('windsock_ab_user', NEW.id::text); \
+     RETURN NEW; END $$",
+    "DROP TRIGGER IF EXISTS windsock_ab_user_created ON ab_user",
+    "CREATE TRIGGER windsock_ab_user_created AFTER INSERT ON ab_user \
+     FOR EACH ROW EXECUTE FUNCTION windsock_ab_user_notify()",
+];
+
 /// Users taken per poll.
 const BATCH: i64 = 100;
 
@@ -246,6 +259,7 @@ impl Interceptor {
         self.set_leader(false);
         let mut leader: Option<Leader> = None;
         let mut watermark = 0i64;
+        let mut notify: Option<sqlx::postgres::PgListener> = None;
         loop {
             if leader.is_none() {
                 match self.try_lead().await {
@@ -258,6 +272,11 @@ impl Interceptor {
                             watermark = w;
                             leader = Some(l);
                             self.set_leader(true);
+                            if self.settings.postgres_notify
+                                && self.url.dialect() == Dialect::Postgres
+                            {
+                                notify = self.listen().await;
+                            }
                         }
                         Err(e) => {
                             warn!(error = %e, "Interception: cannot read ab_user.");
@@ -281,18 +300,75 @@ impl Interceptor {
                     if let Some(l) = leader.take() {
                         l.release().await;
                     }
+                    notify = None;
                     self.set_leader(false);
                 }
             }
+            let wake = async {
+                match notify.as_mut() {
+                    Some(l) => match l.recv().await {
+                        Ok(_) => {}
+                        // Polling goes on; the listener reconnects itself.
+                        Err(_) => std::future::pending().await,
+                    },
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 () = cancel.cancelled() => break,
                 () = tokio::time::sleep(self.settings.interval) => {}
+                () = wake => {}
             }
         }
         if let Some(l) = leader {
             l.release().await;
         }
         self.set_leader(false);
+    }
+
+    /// PostgreSQL: installs an `AFTER INSERT` trigger on `ab_user` that
+    /// notifies `windsock_ab_user`, and listens, so a new user is handled at
+    /// once instead of at the next poll. Polling stays the safety net; any
+    /// failure here only logs.
+    async fn listen(&self) -> Option<sqlx::postgres::PgListener> {
+        let install = async {
+            let mut tx = self.users.begin().await?;
+            let mut res = Ok(());
+            for sql in NOTIFY_DDL {
+                if let Err(e) = tx.execute(sql, &[]).await {
+                    res = Err(UserError::Db(e));
+                    break;
+                }
+            }
+            end(tx, res, true).await?;
+            let opts = crate::db::session::postgres(&self.url, &self.database)
+                .map_err(|e| UserError::Db(DbError::Query(e.to_string())))?;
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(1)
+                .connect_lazy_with(opts);
+            let mut l = sqlx::postgres::PgListener::connect_with(&pool)
+                .await
+                .map_err(|e| {
+                    UserError::Db(DbError::Query(crate::db::url::redact(&e.to_string())))
+                })?;
+            l.listen(NOTIFY_CHANNEL)
+                .await
+                .map_err(|e| UserError::Db(DbError::Query(e.to_string())))?;
+            Ok::<_, UserError>(l)
+        };
+        match install.await {
+            Ok(l) => {
+                info!(
+                    channel = NOTIFY_CHANNEL,
+                    "Interception: listening for new users."
+                );
+                Some(l)
+            }
+            Err(e) => {
+                warn!(error = %e, "Interception: cannot install the ab_user trigger; polling only.");
+                None
+            }
+        }
     }
 
     /// Starts acting: the watermark is the newest user; users created

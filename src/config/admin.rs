@@ -109,6 +109,12 @@ pub struct InterceptSettings {
     /// missed. The rules are idempotent; a webhook may see such a user twice.
     #[serde(with = "humantime_serde_compat")]
     pub catch_up: Duration,
+    /// PostgreSQL only: install an `AFTER INSERT` trigger on `ab_user`
+    /// (function `windsock_ab_user_notify`, trigger
+    /// `windsock_ab_user_created`) and LISTEN, so new users are handled at
+    /// once. Polling continues as the safety net. Off: windsock adds
+    /// nothing to Airflow's schema.
+    pub postgres_notify: bool,
     /// Never rename a user (MWAA maps IAM principals to usernames; a
     /// renamed user can no longer log in). A `sanitize` rule is refused.
     pub mwaa_safe: bool,
@@ -122,6 +128,7 @@ impl Default for InterceptSettings {
             enabled: false,
             interval: Duration::from_secs(10),
             catch_up: Duration::from_secs(300),
+            postgres_notify: false,
             mwaa_safe: true,
             rules: Vec::new(),
         }
