@@ -52,9 +52,53 @@ pub enum Command {
     /// /metrics under concurrent scrapers, start-up time (docs/benchmarks.md).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Export Airflow metadata tables (see docs/export.md).
+    #[command(subcommand)]
+    Export(ExportCommand),
     /// Admin API helpers (see docs/admin.md).
     #[command(subcommand)]
     Admin(AdminCommand),
+}
+
+/// `windsock export …`
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// Export once, now: the tables of `[export]` (or --tables) for the
+    /// window ending at the last window boundary (or --end), into --to.
+    ///
+    /// Without --db-url and without targets in the config, exports the demo
+    /// database (windsock-demo.db, created when missing). The manifest is
+    /// written last; exit status 0 when every table was exported, 1 when
+    /// some failed, 64 on a bad configuration, 69 when the database cannot
+    /// be reached.
+    Run(ExportRunArgs),
+}
+
+/// `windsock export run`
+#[derive(Debug, Args, Clone)]
+pub struct ExportRunArgs {
+    #[command(flatten)]
+    /// Targets.
+    pub target: TargetArgs,
+    /// Who does the export (overrides export.mode).
+    #[arg(long, value_enum)]
+    pub mode: Option<crate::config::ExportMode>,
+    /// Destination directory (overrides export.to).
+    #[arg(long, value_name = "DIR")]
+    pub to: Option<String>,
+    /// File format (overrides export.format).
+    #[arg(long, value_enum)]
+    pub format: Option<crate::config::ExportFormat>,
+    /// Window length, e.g. 1d or 6h (overrides export.window).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub window: Option<std::time::Duration>,
+    /// Window end (UTC), e.g. 2026-11-25 or 2026-11-25T06:00:00Z; default:
+    /// the last window boundary before now.
+    #[arg(long, value_name = "TIME")]
+    pub end: Option<String>,
+    /// Comma-separated tables (overrides export.tables).
+    #[arg(long, value_delimiter = ',', value_name = "TABLES")]
+    pub tables: Vec<String>,
 }
 
 /// `windsock admin …`

@@ -42,6 +42,7 @@ pub mod db;
 pub mod demo;
 pub mod diagnostics;
 pub mod docs;
+pub mod export;
 pub mod http;
 pub mod logging;
 pub mod metrics;

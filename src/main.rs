@@ -157,6 +157,7 @@ async fn dispatch(cli: Cli) -> ExitCode {
                 }
             }
         }
+        Command::Export(windsock::cli::ExportCommand::Run(args)) => export_run(args).await,
         Command::Admin(windsock::cli::AdminCommand::HashToken) => {
             let mut token = String::new();
             if let Err(e) = std::io::stdin().read_line(&mut token) {
@@ -182,4 +183,121 @@ async fn dispatch(cli: Cli) -> ExitCode {
             }
         },
     }
+}
+
+/// `windsock export run`.
+async fn export_run(args: windsock::cli::ExportRunArgs) -> ExitCode {
+    let mut settings = match Settings::load(args.target.config.config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => return config_error(e),
+    };
+    windsock::logging::init(&settings.log);
+    if let Some(url) = &args.target.db_url {
+        settings.targets = vec![TargetSettings {
+            environment: args.target.environment.clone(),
+            url: url.clone(),
+            password_file: None,
+            password_env: None,
+        }];
+    } else if settings.targets.is_empty() {
+        let path = std::path::PathBuf::from("windsock-demo.db");
+        if !path.exists()
+            && let Err(e) = windsock::demo::create(&path, 42).await
+        {
+            eprintln!("windsock export: cannot create the demo database: {e}");
+            return ExitCode::from(1);
+        }
+        tracing::info!(path = %path.display(), "No target configured: exporting the demo database.");
+        settings.targets = vec![TargetSettings {
+            environment: "demo".to_owned(),
+            url: format!("sqlite:///{}", path.display()),
+            password_file: None,
+            password_env: None,
+        }];
+    }
+    let e = &mut settings.export;
+    if let Some(m) = args.mode {
+        e.mode = m;
+    }
+    if let Some(to) = &args.to {
+        e.to = to.clone();
+    }
+    if let Some(f) = args.format {
+        e.format = f;
+    }
+    if let Some(w) = args.window {
+        e.window = w;
+    }
+    if !args.tables.is_empty() {
+        e.tables = args.tables.clone();
+    }
+    let end = match args.end.as_deref().map(windsock::export::parse_iso) {
+        None => None,
+        Some(Some(t)) => Some(t),
+        Some(None) => {
+            eprintln!("windsock: invalid --end: use 2026-11-25 or 2026-11-25T06:00:00Z");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let config = match settings.validate() {
+        Ok(c) => c,
+        Err(e) => return config_error(e),
+    };
+    let store =
+        windsock::metrics::Store::new(config.targets.iter().map(|t| t.environment.as_str()));
+    let mut worst = 0u8;
+    for target in &config.targets {
+        let req = windsock::export::Request::from_settings(
+            &config.settings.export,
+            &target.environment,
+            config.settings.database.statement_timeout,
+            end,
+        );
+        let db = match windsock::db::Db::new(&target.url, &config.settings.database) {
+            Ok(db) => db,
+            Err(e) => {
+                eprintln!("windsock export: {e}");
+                return ExitCode::from(69);
+            }
+        };
+        let res = windsock::export::run(&db, &req, &store).await;
+        db.close().await;
+        match res {
+            Ok(m) => {
+                println!(
+                    "{}: {} ({} rows) -> {}",
+                    target.environment,
+                    m.status,
+                    m.tables.iter().filter_map(|t| t.rows).sum::<u64>(),
+                    req.to
+                );
+                for t in &m.tables {
+                    println!(
+                        "  {:<16} {:<9} {}",
+                        t.table,
+                        t.status,
+                        t.rows.map_or_else(
+                            || t.reason
+                                .clone()
+                                .or_else(|| t.error.clone())
+                                .unwrap_or_default(),
+                            |r| format!("{r} rows")
+                        )
+                    );
+                }
+                if m.status != "complete" {
+                    worst = worst.max(1);
+                }
+            }
+            Err(windsock::export::ExportError::Detect(e)) => {
+                eprintln!("windsock export: {}: {e}", target.environment);
+                worst = worst.max(69);
+            }
+            Err(e) => {
+                eprintln!("windsock export: {}: {e}", target.environment);
+                worst = worst.max(1);
+            }
+        }
+    }
+    ExitCode::from(worst)
 }

@@ -18,19 +18,18 @@ use std::time::Duration;
 
 use regex::Regex;
 use serde::Serialize;
-use sqlx::Connection as _;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::users::{User, UserError, UserStore, end};
 use crate::config::{DatabaseSettings, InterceptSettings, RuleSettings, Violation};
+use crate::db::lock::Leader;
 use crate::db::url::DbUrl;
 use crate::db::write::{Value, WriteTx};
 use crate::db::{DbError, Dialect};
 use crate::metrics::Store;
 
-/// The advisory lock key (PostgreSQL) / name (MySQL).
-const LOCK_KEY: i64 = 0x7769_6e64_736f_636b; // "windsock"
+/// The advisory lock of the acting replica.
 const LOCK_NAME: &str = "windsock.intercept";
 
 /// The channel the optional `ab_user` trigger notifies (PostgreSQL).
@@ -172,81 +171,10 @@ pub struct Interceptor {
     pub dry_run: bool,
 }
 
-/// A held leadership: the session that owns the lock.
-enum Leader {
-    Postgres(sqlx::PgConnection),
-    MySql(sqlx::MySqlConnection),
-    Single,
-}
-
-impl Leader {
-    async fn still_held(&mut self) -> bool {
-        match self {
-            Leader::Postgres(c) => c.ping().await.is_ok(),
-            Leader::MySql(c) => c.ping().await.is_ok(),
-            Leader::Single => true,
-        }
-    }
-
-    async fn release(self) {
-        match self {
-            Leader::Postgres(c) => {
-                let _ = c.close().await;
-            }
-            Leader::MySql(c) => {
-                let _ = c.close().await;
-            }
-            Leader::Single => {}
-        }
-    }
-}
-
 impl Interceptor {
     /// Tries to become the acting replica.
     async fn try_lead(&self) -> Result<Option<Leader>, DbError> {
-        let conn_err = |e: sqlx::Error| DbError::Connect {
-            url: self.url.to_string(),
-            message: crate::db::url::redact(&e.to_string()),
-        };
-        match self.url.dialect() {
-            Dialect::Sqlite => Ok(Some(Leader::Single)),
-            Dialect::Postgres => {
-                let opts = crate::db::session::postgres(&self.url, &self.database)
-                    .map_err(conn_err)?
-                    .application_name("windsock-intercept-lock");
-                let mut c = sqlx::PgConnection::connect_with(&opts)
-                    .await
-                    .map_err(conn_err)?;
-                let got: (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock($1)")
-                    .bind(LOCK_KEY)
-                    .fetch_one(&mut c)
-                    .await
-                    .map_err(conn_err)?;
-                if got.0 {
-                    Ok(Some(Leader::Postgres(c)))
-                } else {
-                    let _ = c.close().await;
-                    Ok(None)
-                }
-            }
-            Dialect::MySql => {
-                let opts = crate::db::session::mysql(&self.url).map_err(conn_err)?;
-                let mut c = sqlx::MySqlConnection::connect_with(&opts)
-                    .await
-                    .map_err(conn_err)?;
-                let got: (Option<i64>,) = sqlx::query_as("SELECT GET_LOCK(?, 0)")
-                    .bind(LOCK_NAME)
-                    .fetch_one(&mut c)
-                    .await
-                    .map_err(conn_err)?;
-                if got.0 == Some(1) {
-                    Ok(Some(Leader::MySql(c)))
-                } else {
-                    let _ = c.close().await;
-                    Ok(None)
-                }
-            }
-        }
+        Leader::try_acquire(&self.url, &self.database, LOCK_NAME).await
     }
 
     fn set_leader(&self, on: bool) {

@@ -19,6 +19,7 @@ use crate::db::url::{DbUrl, UrlError};
 
 mod admin;
 mod diagnostics;
+mod export;
 pub use admin::{
     AdminSettings, AuthSettings, InterceptSettings, RuleSettings, TlsSettings, TokenSettings,
     Violation,
@@ -27,6 +28,7 @@ pub use diagnostics::{
     CardinalitySettings, DeadlineSettings, DiagnosticOverride, DiagnosticsSettings, PerDialectSql,
     QueryMetric, QuerySettings, QuerySql, Thresholds,
 };
+pub use export::{ExportFormat, ExportMode, ExportSettings};
 
 /// Why a configuration was rejected. Messages name the offending key.
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +88,8 @@ pub struct Settings {
     pub targets: Vec<TargetSettings>,
     /// The admin API and the interception of new users (off by default).
     pub admin: AdminSettings,
+    /// Exports of metadata tables (off by default).
+    pub export: ExportSettings,
 }
 
 /// `[server]`
@@ -435,6 +439,7 @@ impl Settings {
         }
         self.validate_registry()?;
         let admin_listen = self.validate_admin(listen)?;
+        self.validate_export()?;
         Ok(ValidatedConfig {
             listen,
             targets,
@@ -613,6 +618,32 @@ impl Settings {
             }
         }
         Ok(addr)
+    }
+
+    fn validate_export(&self) -> Result<(), ConfigError> {
+        let e = &self.export;
+        if e.interval.is_zero() || e.window.is_zero() {
+            return Err(ConfigError::key(
+                "export.window",
+                "interval and window must be greater than zero",
+            ));
+        }
+        if e.page_rows == 0 || e.page_rows > 100_000 {
+            return Err(ConfigError::key(
+                "export.page_rows",
+                "must be between 1 and 100000",
+            ));
+        }
+        crate::export::check_tables(&e.tables).map_err(|m| ConfigError::key("export.tables", m))?;
+        crate::export::local_root(&e.to)
+            .map_err(|m| ConfigError::key("export.to", m.to_string()))?;
+        if e.enabled && self.targets.is_empty() {
+            return Err(ConfigError::key(
+                "export.enabled",
+                "no [[targets]] to export",
+            ));
+        }
+        Ok(())
     }
 
     fn validate_registry(&self) -> Result<(), ConfigError> {

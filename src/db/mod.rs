@@ -14,6 +14,7 @@
 //!
 //! The session defaults set on every new connection live in [`session`].
 
+pub mod lock;
 pub mod session;
 pub mod url;
 pub mod write;

@@ -310,6 +310,36 @@ pub const SELF_METRICS: &[SelfMetric] = &[
         labels: &[],
     },
     SelfMetric {
+        name: "windsock_export_runs",
+        help: "Metadata exports by mode and outcome (success, partial, failed)",
+        kind: MetricKind::Counter,
+        labels: &["environment", "mode", "outcome"],
+    },
+    SelfMetric {
+        name: "windsock_export_duration_seconds",
+        help: "Duration of the latest metadata export",
+        kind: MetricKind::Gauge,
+        labels: &["environment", "mode"],
+    },
+    SelfMetric {
+        name: "windsock_export_rows",
+        help: "Rows the latest export wrote per table",
+        kind: MetricKind::Gauge,
+        labels: &["environment", "table"],
+    },
+    SelfMetric {
+        name: "windsock_export_bytes",
+        help: "Bytes the latest export wrote per table (compressed)",
+        kind: MetricKind::Gauge,
+        labels: &["environment", "table"],
+    },
+    SelfMetric {
+        name: "windsock_export_last_success_timestamp_seconds",
+        help: "UNIX time of the latest export that completed with every table",
+        kind: MetricKind::Gauge,
+        labels: &["environment", "mode"],
+    },
+    SelfMetric {
         name: "windsock_admin_requests",
         help: "Requests to the admin API by operation and HTTP status",
         kind: MetricKind::Counter,

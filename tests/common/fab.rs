@@ -1,13 +1,19 @@
-//! FAB users as real Airflow created them, on every dialect.
+//! Rows real Airflow wrote (`tests/fixtures/data/<version>/sqlite.sql`,
+//! from real 2.10.5 and 3.1.8 schedulers), copied into the real schema of
+//! any dialect; and FAB users as real Airflow created them.
 
 use sqlx::{Connection as _, Row as _};
 use windsock::db::Dialect;
 
 use super::{TestDb, fixtures};
 
-/// Rows of the FAB tables as SQL literals, from the real Airflow data
-/// fixture (loaded into an in-memory SQLite).
-pub async fn fab_rows(version: &str) -> Vec<(String, Vec<String>, Vec<Vec<Option<String>>>)> {
+/// One table of the data fixture: column names, then per row per column
+/// `(is_blob, text)` where blobs are hex.
+pub type TableRows = (Vec<String>, Vec<Vec<Option<(bool, String)>>>);
+
+/// Reads `tables` from the data fixture of `version` (loaded into an
+/// in-memory SQLite).
+pub async fn fixture_rows(version: &str, tables: &[&str]) -> Vec<(String, TableRows)> {
     let dump =
         std::fs::read_to_string(fixtures().join(format!("data/{version}/sqlite.sql"))).unwrap();
     let mut c = sqlx::SqliteConnection::connect("sqlite::memory:")
@@ -18,94 +24,164 @@ pub async fn fab_rows(version: &str) -> Vec<(String, Vec<String>, Vec<Vec<Option
         .await
         .unwrap();
     let mut out = Vec::new();
-    for (table, cols) in [
-        ("ab_role", vec!["id", "name"]),
-        (
-            "ab_user",
-            vec![
-                "id",
-                "first_name",
-                "last_name",
-                "username",
-                "password",
-                "active",
-                "email",
-                "last_login",
-                "login_count",
-                "fail_login_count",
-                "created_on",
-                "changed_on",
-            ],
-        ),
-        ("ab_user_role", vec!["id", "user_id", "role_id"]),
-    ] {
-        let sql = format!(
-            "SELECT {} FROM {table} ORDER BY id",
-            cols.iter()
-                .map(|c| format!("CAST({c} AS TEXT)"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .fetch_all(&mut c)
-            .await
-            .unwrap();
+    for table in tables {
+        let cols: Vec<String> = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT name FROM pragma_table_info('{table}') ORDER BY cid"
+        )))
+        .fetch_all(&mut c)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<String, _>(0))
+        .collect();
+        let select: Vec<String> = cols
+            .iter()
+            .map(|c| {
+                format!(
+                    "typeof(\"{c}\") = 'blob', \
+                     CASE WHEN typeof(\"{c}\") = 'blob' THEN hex(\"{c}\") ELSE CAST(\"{c}\" AS TEXT) END"
+                )
+            })
+            .collect();
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM \"{table}\"",
+            select.join(", ")
+        )))
+        .fetch_all(&mut c)
+        .await
+        .unwrap();
         let values = rows
             .iter()
             .map(|r| {
                 (0..cols.len())
-                    .map(|i| r.get::<Option<String>, _>(i))
+                    .map(|i| {
+                        r.get::<Option<String>, _>(2 * i + 1)
+                            .map(|v| (r.get::<bool, _>(2 * i), v))
+                    })
                     .collect()
             })
             .collect();
-        out.push((
-            table.to_owned(),
-            cols.iter().map(|c| (*c).to_owned()).collect(),
-            values,
-        ));
+        out.push(((*table).to_owned(), (cols, values)));
     }
     out
 }
 
-fn lit(dialect: Dialect, col: &str, v: &Option<String>) -> String {
-    match v {
-        None => "NULL".to_owned(),
-        Some(v) if col == "active" && dialect == Dialect::Postgres => {
-            if v == "1" {
-                "true".into()
-            } else {
-                "false".into()
-            }
+/// Column types of `table` in the test database.
+async fn target_types(db: &TestDb, table: &str) -> std::collections::HashMap<String, String> {
+    let sql = match db.dialect {
+        Dialect::Postgres => format!(
+            "SELECT column_name::text, data_type::text FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND table_name = '{table}'"
+        ),
+        Dialect::MySql => format!(
+            "SELECT CAST(column_name AS CHAR), CAST(data_type AS CHAR) FROM information_schema.columns \
+             WHERE table_schema = DATABASE() AND table_name = '{table}'"
+        ),
+        Dialect::Sqlite => format!("SELECT name, type FROM pragma_table_info('{table}')"),
+    };
+    let rows: Vec<(String, String)> = match db.dialect {
+        Dialect::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .fetch_all(&mut c)
+                .await
+                .unwrap()
         }
-        Some(v) => format!("'{}'", v.replace('\'', "''")),
+        Dialect::MySql => {
+            let mut c = sqlx::MySqlConnection::connect(&db.url).await.unwrap();
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .fetch_all(&mut c)
+                .await
+                .unwrap()
+        }
+        Dialect::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .fetch_all(&mut c)
+                .await
+                .unwrap()
+        }
+    };
+    rows.into_iter()
+        .map(|(c, t)| (c.to_ascii_lowercase(), t.to_ascii_lowercase()))
+        .collect()
+}
+
+/// A SQL literal of a fixture value for a column of type `ty`.
+fn literal(d: Dialect, ty: &str, v: &Option<(bool, String)>) -> String {
+    let Some((blob, v)) = v else {
+        return "NULL".to_owned();
+    };
+    let quoted = |s: &str| {
+        let s = s.replace('\'', "''");
+        if d == Dialect::MySql {
+            format!("'{}'", s.replace('\\', "\\\\"))
+        } else {
+            format!("'{s}'")
+        }
+    };
+    match d {
+        Dialect::Postgres if ty == "boolean" => {
+            (if v == "1" { "true" } else { "false" }).to_owned()
+        }
+        Dialect::Postgres if ty == "bytea" => format!("decode('{v}', 'hex')"),
+        Dialect::Postgres if ty.starts_with("timestamp with") => format!("'{v}+00'"),
+        Dialect::MySql if *blob => format!("UNHEX('{v}')"),
+        Dialect::Sqlite if *blob => format!("X'{v}'"),
+        _ => quoted(v),
     }
+}
+
+/// Copies `tables` of the data fixture of `version` into `db` (which has
+/// the real schema of that version), foreign-key checks off while loading.
+pub async fn copy_fixture(db: &TestDb, version: &str, tables: &[&str]) {
+    let d = db.dialect;
+    let mut script = String::from(match d {
+        Dialect::Postgres => "SET session_replication_role = replica;\n",
+        Dialect::MySql => "SET FOREIGN_KEY_CHECKS = 0;\n",
+        Dialect::Sqlite => "",
+    });
+    for (table, (cols, rows)) in fixture_rows(version, tables).await {
+        let types = target_types(db, &table).await;
+        for r in rows {
+            let vals: Vec<String> = cols
+                .iter()
+                .zip(&r)
+                .map(|(c, v)| literal(d, types.get(c).map_or("", String::as_str), v))
+                .collect();
+            let qc: Vec<String> = cols
+                .iter()
+                .map(|c| {
+                    if d == Dialect::MySql {
+                        format!("`{c}`")
+                    } else {
+                        format!("\"{c}\"")
+                    }
+                })
+                .collect();
+            script.push_str(&format!(
+                "INSERT INTO {table} ({}) VALUES ({});\n",
+                qc.join(", "),
+                vals.join(", ")
+            ));
+        }
+        if d == Dialect::Postgres && types.contains_key("id") && types["id"].contains("int") {
+            script.push_str(&format!(
+                "SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT MAX(id) FROM {table})) \
+                 WHERE pg_get_serial_sequence('{table}', 'id') IS NOT NULL;\n\
+                 SELECT setval('{table}_id_seq', (SELECT MAX(id) FROM {table})) \
+                 WHERE EXISTS (SELECT 1 FROM pg_class WHERE relname = '{table}_id_seq');\n"
+            ));
+        }
+    }
+    db.exec_script(&script).await;
 }
 
 /// A database with the real schema of `version` and the users real Airflow
 /// created.
 pub async fn airflow_db(dialect: Dialect, version: &str) -> TestDb {
     let db = TestDb::with_schema(dialect, version).await;
-    let mut script = String::new();
-    for (table, cols, rows) in fab_rows(version).await {
-        for r in rows {
-            let vals: Vec<String> = cols
-                .iter()
-                .zip(&r)
-                .map(|(c, v)| lit(dialect, c, v))
-                .collect();
-            script.push_str(&format!(
-                "INSERT INTO {table} ({}) VALUES ({});\n",
-                cols.join(", "),
-                vals.join(", ")
-            ));
-        }
-        if dialect == Dialect::Postgres {
-            script.push_str(&format!(
-                "SELECT setval('{table}_id_seq', (SELECT MAX(id) FROM {table}));\n"
-            ));
-        }
-    }
-    db.exec_script(&script).await;
+    copy_fixture(&db, version, &["ab_role", "ab_user", "ab_user_role"]).await;
     db
 }
 

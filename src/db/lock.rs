@@ -1,0 +1,121 @@
+//! Advisory locks that make one windsock replica the acting one (new-user
+//! interception, scheduled exports). PostgreSQL: `pg_try_advisory_lock` on
+//! a key derived from the lock's name; MySQL/MariaDB: `GET_LOCK(name, 0)`.
+//! Each is held by a dedicated session, so it goes away with the replica
+//! or its connection. SQLite is single-node: the lock is always granted.
+
+use sqlx::Connection as _;
+
+use super::url::DbUrl;
+use super::{DbError, Dialect};
+use crate::config::DatabaseSettings;
+
+/// A held lock: the session that owns it.
+pub enum Leader {
+    /// PostgreSQL session holding `pg_try_advisory_lock`.
+    Postgres(sqlx::PgConnection),
+    /// MySQL session holding `GET_LOCK`.
+    MySql(sqlx::MySqlConnection),
+    /// SQLite: nothing to hold.
+    Single,
+}
+
+/// The PostgreSQL key of a lock name (FNV-1a, stable across releases).
+pub fn pg_key(name: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h as i64
+}
+
+impl Leader {
+    /// Takes the lock `name` if no other session holds it.
+    pub async fn try_acquire(
+        url: &DbUrl,
+        database: &DatabaseSettings,
+        name: &str,
+    ) -> Result<Option<Leader>, DbError> {
+        let conn_err = |e: sqlx::Error| DbError::Connect {
+            url: url.to_string(),
+            message: super::url::redact(&e.to_string()),
+        };
+        match url.dialect() {
+            Dialect::Sqlite => Ok(Some(Leader::Single)),
+            Dialect::Postgres => {
+                let opts = super::session::postgres(url, database)
+                    .map_err(conn_err)?
+                    .application_name("windsock-lock");
+                let mut c = sqlx::PgConnection::connect_with(&opts)
+                    .await
+                    .map_err(conn_err)?;
+                let got: (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock($1)")
+                    .bind(pg_key(name))
+                    .fetch_one(&mut c)
+                    .await
+                    .map_err(conn_err)?;
+                if got.0 {
+                    Ok(Some(Leader::Postgres(c)))
+                } else {
+                    let _ = c.close().await;
+                    Ok(None)
+                }
+            }
+            Dialect::MySql => {
+                let opts = super::session::mysql(url).map_err(conn_err)?;
+                let mut c = sqlx::MySqlConnection::connect_with(&opts)
+                    .await
+                    .map_err(conn_err)?;
+                let got: (Option<i64>,) = sqlx::query_as("SELECT GET_LOCK(?, 0)")
+                    .bind(name)
+                    .fetch_one(&mut c)
+                    .await
+                    .map_err(conn_err)?;
+                if got.0 == Some(1) {
+                    Ok(Some(Leader::MySql(c)))
+                } else {
+                    let _ = c.close().await;
+                    Ok(None)
+                }
+            }
+        }
+    }
+
+    /// Whether the owning session is still alive.
+    pub async fn still_held(&mut self) -> bool {
+        match self {
+            Leader::Postgres(c) => c.ping().await.is_ok(),
+            Leader::MySql(c) => c.ping().await.is_ok(),
+            Leader::Single => true,
+        }
+    }
+
+    /// Releases the lock by closing its session.
+    pub async fn release(self) {
+        match self {
+            Leader::Postgres(c) => {
+                let _ = c.close().await;
+            }
+            Leader::MySql(c) => {
+                let _ = c.close().await;
+            }
+            Leader::Single => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn keys_differ_per_name() {
+        assert_ne!(
+            super::pg_key("windsock.intercept"),
+            super::pg_key("windsock.export")
+        );
+        assert_eq!(
+            super::pg_key("windsock.intercept"),
+            super::pg_key("windsock.intercept")
+        );
+    }
+}

@@ -1,0 +1,105 @@
+//! The local-directory destination, published atomically.
+//!
+//! ```text
+//! <root>/.windsock-staging/<run_id>/...            while writing
+//! <root>/<env>/<table>/export_date=D/part-00000.csv.gz   renamed into place per table
+//! <root>/<env>/_manifests/export_date=D/_manifest.json   removed first, written last
+//! ```
+//!
+//! Renames stay inside one file system (the staging directory is under the
+//! root), so each is atomic. An export that stops half-way leaves tables of
+//! that date without a manifest, never a manifest without its tables.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+/// Where an export's files go.
+#[derive(Debug)]
+pub struct LocalSink {
+    root: PathBuf,
+    environment: String,
+    date: String,
+    staging: PathBuf,
+}
+
+/// Directory of staging areas under the root.
+const STAGING: &str = ".windsock-staging";
+
+impl LocalSink {
+    /// Prepares an export: removes the manifest of this date (the export
+    /// is about to change) and stale staging areas of earlier runs.
+    pub fn begin(
+        root: &Path,
+        environment: &str,
+        date: &str,
+        run_id: &str,
+    ) -> std::io::Result<LocalSink> {
+        let sink = LocalSink {
+            root: root.to_owned(),
+            environment: environment.to_owned(),
+            date: date.to_owned(),
+            staging: root.join(STAGING).join(run_id),
+        };
+        match std::fs::remove_file(sink.manifest_path()) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        let _ = std::fs::remove_dir_all(root.join(STAGING));
+        std::fs::create_dir_all(&sink.staging)?;
+        Ok(sink)
+    }
+
+    /// `<env>/<table>/export_date=D`, relative to the root.
+    pub fn table_dir(&self, table: &str) -> String {
+        format!("{}/{table}/export_date={}", self.environment, self.date)
+    }
+
+    /// The final manifest path.
+    pub fn manifest_path(&self) -> PathBuf {
+        self.root.join(format!(
+            "{}/_manifests/export_date={}/_manifest.json",
+            self.environment, self.date
+        ))
+    }
+
+    /// Creates the staging file a table is written to.
+    pub fn create_part(&self, table: &str, ext: &str) -> std::io::Result<std::fs::File> {
+        let dir = self.staging.join(self.table_dir(table));
+        std::fs::create_dir_all(&dir)?;
+        std::fs::File::create(dir.join(format!("part-00000.{ext}")))
+    }
+
+    /// Moves a finished table into place, replacing an earlier export of
+    /// the same date.
+    pub fn publish_table(&self, table: &str) -> std::io::Result<String> {
+        let rel = self.table_dir(table);
+        let (from, to) = (self.staging.join(&rel), self.root.join(&rel));
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        if to.exists() {
+            std::fs::remove_dir_all(&to)?;
+        }
+        std::fs::rename(from, to)?;
+        Ok(rel)
+    }
+
+    /// Writes the manifest, last, through a synced temporary file; then
+    /// removes the staging area.
+    pub fn publish_manifest(&self, json: &str) -> std::io::Result<PathBuf> {
+        let path = self.manifest_path();
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let tmp = self.staging.join("_manifest.json");
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(json.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)?;
+        let _ = std::fs::remove_dir_all(&self.staging);
+        // Leaves no empty staging directory behind (fails harmlessly if
+        // another run's area is there).
+        let _ = std::fs::remove_dir(self.root.join(STAGING));
+        Ok(path)
+    }
+}
