@@ -156,6 +156,25 @@ pub async fn run(
     for r in runners {
         tasks.spawn(r.run(cancel.child_token()));
     }
+    if config.settings.export.enabled {
+        for t in &config.targets {
+            let db = Db::new(&t.url, &config.settings.database)?;
+            tasks.spawn(crate::export::schedule(
+                db,
+                t.url.clone(),
+                config.settings.database.clone(),
+                config.settings.export.clone(),
+                t.environment.clone(),
+                store.clone(),
+                cancel.child_token(),
+            ));
+        }
+        info!(
+            every = ?config.settings.export.interval,
+            to = %config.settings.export.to,
+            "Scheduled export enabled."
+        );
+    }
     if let Some(admin) = admin {
         if let Some((addr, state, tls)) = admin.api {
             let https = tls.is_some();

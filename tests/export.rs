@@ -462,3 +462,84 @@ fn excluded_tables_match_the_job_script() {
     assert_eq!(in_script, in_rust);
     assert_eq!(in_rust.len(), 8);
 }
+
+/// `windsock export run --mode direct --to ./exports` with nothing else:
+/// the demo database is created and exported, and the manifest says so.
+#[test]
+fn export_run_works_on_the_demo_out_of_the_box() {
+    let cwd = tmpdir("demo");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_windsock"))
+        .args(["export", "run", "--mode", "direct", "--to", "./exports"])
+        .current_dir(&cwd)
+        .env_remove("WINDSOCK_CONFIG")
+        .env_remove("WINDSOCK_DB_URL")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.starts_with("demo: complete"), "{stdout}");
+    assert!(cwd.join("windsock-demo.db").exists());
+    let manifests = walk(&cwd.join("exports/demo/_manifests"));
+    assert_eq!(manifests.len(), 1, "{manifests:?}");
+    let m: Value = serde_json::from_str(&std::fs::read_to_string(&manifests[0]).unwrap()).unwrap();
+    assert_eq!(m["status"], "complete");
+    let runs = m["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"] == "dag_run")
+        .unwrap();
+    assert!(
+        runs["rows"].as_u64().unwrap() > 0,
+        "the demo has runs every day: {runs}"
+    );
+    let _ = std::fs::remove_dir_all(&cwd);
+}
+
+/// `[export] enabled` in the daemon: exports on schedule and reports it at
+/// /metrics.
+#[tokio::test]
+async fn daemon_exports_on_schedule() {
+    let db = TestDb::with_schema(Dialect::Sqlite, "3.1.8").await;
+    copy_fixture(&db, "3.1.8", &["dag", "dag_run", "log"]).await;
+    let to = tmpdir("sched");
+    let config = to.join("windsock.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n[[targets]]\nenvironment = \"sched\"\nurl = \"{}\"\n\
+             [export]\nenabled = true\ninterval = \"1s\"\nwindow = \"1d\"\nformat = \"jsonl\"\n\
+             to = \"{}\"\ntables = [\"dag\", \"dag_run\", \"log\"]\n",
+            db.url,
+            to.join("out").display()
+        ),
+    )
+    .unwrap();
+    let ws = common::Windsock::start(&["run", "--config", config.to_str().unwrap()], &[]);
+    let mut found = Vec::new();
+    for _ in 0..100 {
+        found = walk(&to.join("out/sched/_manifests"));
+        if !found.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(found.len(), 1, "no manifest; log:\n{}", ws.log());
+    let (_, _, metrics) = common::http_get(ws.addr, "/metrics", None);
+    assert!(
+        metrics.contains(
+            r#"windsock_export_runs_total{environment="sched",mode="direct",outcome="success"}"#
+        ),
+        "{metrics}"
+    );
+    assert!(metrics.contains(r#"windsock_export_rows{environment="sched",table="dag"} "#));
+    assert!(metrics.contains("windsock_export_last_success_timestamp_seconds{"));
+    let (status, log) = ws.terminate();
+    assert!(status.success(), "{log}");
+    assert!(log.contains("Export finished."));
+    let _ = std::fs::remove_dir_all(&to);
+}

@@ -431,6 +431,48 @@ async fn run_inner(db: &Db, req: &Request, started: SystemTime) -> Result<Manife
     Ok(manifest)
 }
 
+/// The scheduled export of one target inside `windsock run`: at every
+/// `interval` boundary (UTC), the replica that gets the target's export
+/// lock exports the window ending at the last `window` boundary.
+pub async fn schedule(
+    db: Db,
+    url: crate::db::url::DbUrl,
+    database: crate::config::DatabaseSettings,
+    settings: crate::config::ExportSettings,
+    environment: String,
+    metrics: std::sync::Arc<Store>,
+    cancel: tokio_util::sync::CancellationToken,
+) {
+    let every = settings.interval.as_secs().max(1);
+    loop {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let wait = Duration::from_secs(every - now % every);
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(wait) => {}
+        }
+        let lock = format!("windsock.export.{environment}");
+        let leader = match crate::db::lock::Leader::try_acquire(&url, &database, &lock).await {
+            Ok(Some(l)) => l,
+            Ok(None) => {
+                info!(environment = %environment, "Export: another replica holds the export lock; skipping this run.");
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(environment = %environment, error = %e, "Export: cannot take the export lock; skipping this run.");
+                continue;
+            }
+        };
+        let req = Request::from_settings(&settings, &environment, database.statement_timeout, None);
+        if let Err(e) = run(&db, &req, &metrics).await {
+            tracing::warn!(environment = %environment, error = %e, "Export failed.");
+        }
+        leader.release().await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
