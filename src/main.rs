@@ -260,7 +260,8 @@ async fn export_run(args: windsock::cli::ExportRunArgs) -> ExitCode {
                 return ExitCode::from(69);
             }
         };
-        let res = windsock::export::run(&db, &req, &store).await;
+        let engine = windsock::export::Engine::from_settings(&config.settings.export, &target.url);
+        let res = windsock::export::run_with(&db, &req, &engine, &store).await;
         db.close().await;
         match res {
             Ok(m) => {
@@ -288,6 +289,10 @@ async fn export_run(args: windsock::cli::ExportRunArgs) -> ExitCode {
                 if m.status != "complete" {
                     worst = worst.max(1);
                 }
+            }
+            Err(e @ windsock::export::ExportError::AlreadyRunning(_)) => {
+                eprintln!("windsock export: {}: {e}", target.environment);
+                worst = worst.max(75);
             }
             Err(windsock::export::ExportError::Detect(e)) => {
                 eprintln!("windsock export: {}: {e}", target.environment);

@@ -97,7 +97,7 @@ fn exported(
             let i = rows[0].iter().position(|c| c == column).unwrap();
             rows[1..].iter().map(|r| r[i].clone()).collect()
         }
-        ExportFormat::Jsonl => text
+        ExportFormat::Jsonl | ExportFormat::Parquet => text
             .lines()
             .map(|l| {
                 let v: Value = serde_json::from_str(l).unwrap();

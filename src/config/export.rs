@@ -31,6 +31,87 @@ pub struct ExportSettings {
     pub tables: Vec<String>,
     /// Rows per keyset page (smaller for wide tables automatically).
     pub page_rows: usize,
+    /// S3 client settings (destinations `s3://…`, Glue mode, reports).
+    pub s3: S3Settings,
+    /// Glue mode.
+    pub glue: GlueSettings,
+}
+
+/// `[export.s3]`: the AWS client. Credentials and region come from the
+/// standard chain (environment, profile, IMDS, ECS, web identity).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct S3Settings {
+    /// Region, overriding the chain's.
+    pub region: Option<String>,
+    /// Endpoint override (an S3-compatible store, a local emulator). Also
+    /// read from `AWS_ENDPOINT_URL`.
+    pub endpoint_url: Option<String>,
+    /// Path-style addressing (`endpoint/bucket/key`); default: on when an
+    /// endpoint is set.
+    pub force_path_style: Option<bool>,
+}
+
+/// `[export.glue]`: the Glue job windsock maintains and starts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GlueSettings {
+    /// Glue job name.
+    pub job_name: String,
+    /// IAM role the job runs as.
+    pub role_arn: Option<String>,
+    /// `s3://bucket/prefix` the job script is uploaded under (its key
+    /// carries the script's hash).
+    pub script_location: Option<String>,
+    /// Glue JDBC connection name.
+    pub connection_name: String,
+    /// Secrets Manager secret with `username`/`password` for the
+    /// connection; without it, the target's user and password are stored in
+    /// the connection (Glue encrypts them; windsock never logs them).
+    pub secret_id: Option<String>,
+    /// JDBC URL the job uses; default: derived from the target's URL.
+    pub jdbc_url: Option<String>,
+    /// VPC subnet of the connection.
+    pub subnet_id: Option<String>,
+    /// Security groups of the connection.
+    pub security_group_ids: Vec<String>,
+    /// Availability zone of the subnet.
+    pub availability_zone: Option<String>,
+    /// Glue version (5.0: Spark 3.5, Python 3.11).
+    pub glue_version: String,
+    /// Worker type.
+    pub worker_type: String,
+    /// Workers.
+    pub number_of_workers: i32,
+    /// Job timeout, minutes.
+    pub timeout_minutes: i32,
+    /// Parallel reads per table with an integer key.
+    pub partitions: u32,
+    /// Longest wait between two polls of a running job.
+    #[serde(with = "humantime_serde_compat")]
+    pub poll_max: Duration,
+}
+
+impl Default for GlueSettings {
+    fn default() -> Self {
+        GlueSettings {
+            job_name: "windsock-export".to_owned(),
+            role_arn: None,
+            script_location: None,
+            connection_name: "windsock-airflow-metadata".to_owned(),
+            secret_id: None,
+            jdbc_url: None,
+            subnet_id: None,
+            security_group_ids: Vec::new(),
+            availability_zone: None,
+            glue_version: "5.0".to_owned(),
+            worker_type: "G.1X".to_owned(),
+            number_of_workers: 2,
+            timeout_minutes: 120,
+            partitions: 8,
+            poll_max: Duration::from_secs(60),
+        }
+    }
 }
 
 impl Default for ExportSettings {
@@ -44,6 +125,8 @@ impl Default for ExportSettings {
             to: "./exports".to_owned(),
             tables: Vec::new(),
             page_rows: 5_000,
+            s3: S3Settings::default(),
+            glue: GlueSettings::default(),
         }
     }
 }
@@ -54,6 +137,8 @@ impl Default for ExportSettings {
 pub enum ExportMode {
     /// windsock streams the rows itself.
     Direct,
+    /// windsock starts the Glue job (`export/glue/`), which does the work.
+    Glue,
 }
 
 impl ExportMode {
@@ -61,6 +146,7 @@ impl ExportMode {
     pub fn as_str(self) -> &'static str {
         match self {
             ExportMode::Direct => "direct",
+            ExportMode::Glue => "glue",
         }
     }
 }
@@ -73,6 +159,8 @@ pub enum ExportFormat {
     Csv,
     /// gzip-compressed JSON Lines (`.jsonl.gz`).
     Jsonl,
+    /// Parquet (Glue mode only).
+    Parquet,
 }
 
 impl ExportFormat {
@@ -81,6 +169,7 @@ impl ExportFormat {
         match self {
             ExportFormat::Csv => "csv",
             ExportFormat::Jsonl => "jsonl",
+            ExportFormat::Parquet => "parquet",
         }
     }
 
@@ -89,6 +178,7 @@ impl ExportFormat {
         match self {
             ExportFormat::Csv => "csv.gz",
             ExportFormat::Jsonl => "jsonl.gz",
+            ExportFormat::Parquet => "parquet",
         }
     }
 }

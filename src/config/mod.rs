@@ -28,7 +28,7 @@ pub use diagnostics::{
     CardinalitySettings, DeadlineSettings, DiagnosticOverride, DiagnosticsSettings, PerDialectSql,
     QueryMetric, QuerySettings, QuerySql, Thresholds,
 };
-pub use export::{ExportFormat, ExportMode, ExportSettings};
+pub use export::{ExportFormat, ExportMode, ExportSettings, GlueSettings, S3Settings};
 
 /// Why a configuration was rejected. Messages name the offending key.
 #[derive(Debug, thiserror::Error)]
@@ -637,6 +637,52 @@ impl Settings {
         crate::export::check_tables(&e.tables).map_err(|m| ConfigError::key("export.tables", m))?;
         crate::export::local_root(&e.to)
             .map_err(|m| ConfigError::key("export.to", m.to_string()))?;
+        match e.mode {
+            ExportMode::Direct if e.format == ExportFormat::Parquet => {
+                return Err(ConfigError::key(
+                    "export.format",
+                    "parquet is written by the Glue job; direct mode writes csv or jsonl",
+                ));
+            }
+            ExportMode::Direct => {}
+            ExportMode::Glue => {
+                if !cfg!(feature = "aws") {
+                    return Err(ConfigError::key(
+                        "export.mode",
+                        "this windsock was built without the `aws` feature",
+                    ));
+                }
+                if !e.to.starts_with("s3://") {
+                    return Err(ConfigError::key(
+                        "export.to",
+                        "Glue mode writes to s3://bucket/prefix",
+                    ));
+                }
+                let g = &e.glue;
+                if g.role_arn.is_none() {
+                    return Err(ConfigError::key(
+                        "export.glue.role_arn",
+                        "Glue mode needs the job's IAM role",
+                    ));
+                }
+                if !g
+                    .script_location
+                    .as_deref()
+                    .is_some_and(|l| l.starts_with("s3://"))
+                {
+                    return Err(ConfigError::key(
+                        "export.glue.script_location",
+                        "Glue mode needs s3://bucket/prefix for the job script",
+                    ));
+                }
+                if g.number_of_workers < 2 || g.timeout_minutes < 1 || g.poll_max.is_zero() {
+                    return Err(ConfigError::key(
+                        "export.glue.number_of_workers",
+                        "needs at least 2 workers, a timeout of at least 1 minute and poll_max > 0",
+                    ));
+                }
+            }
+        }
         if e.enabled && self.targets.is_empty() {
             return Err(ConfigError::key(
                 "export.enabled",

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 use super::encode::RowWriter;
-use super::sink::LocalSink;
+use super::sink::Sink;
 use super::{EXCLUDED, TableResult, TableSpec, Window, spec_for};
 use crate::airflow::Schema;
 use crate::config::ExportFormat;
@@ -113,14 +113,14 @@ pub async fn export(
     tables: &[String],
     window: Window,
     opts: &Options,
-    sink: &LocalSink,
+    sink: &Sink,
 ) -> Vec<TableResult> {
     let tty = std::io::stderr().is_terminal();
     let mut out = Vec::with_capacity(tables.len());
     for (i, table) in tables.iter().enumerate() {
-        let base = |status, spec: Option<&TableSpec>| TableResult {
+        let base = |status: &str, spec: Option<&TableSpec>| TableResult {
             table: table.clone(),
-            status,
+            status: status.to_owned(),
             rows: None,
             bytes: None,
             window_column: spec.and_then(|s| s.window_column.clone()),
@@ -128,7 +128,8 @@ pub async fn export(
                 "full"
             } else {
                 "window"
-            },
+            }
+            .to_owned(),
             path: None,
             reason: None,
             error: None,
@@ -207,7 +208,7 @@ async fn export_table(
     spec: &TableSpec,
     window: Window,
     opts: &Options,
-    sink: &LocalSink,
+    sink: &Sink,
     progress: impl Fn(u64),
 ) -> Result<(u64, u64, String), TableError> {
     let d = db.dialect();
@@ -289,7 +290,7 @@ async fn export_table(
     let file = writer.finish()?.into_inner().map_err(|e| e.into_error())?;
     file.sync_all()?;
     let bytes = file.metadata()?.len();
-    let path = sink.publish_table(&spec.table)?;
+    let path = sink.publish_table(&spec.table).await?;
     Ok((rows, bytes, path))
 }
 

@@ -23,6 +23,11 @@ pub struct RowWriter<W: Write> {
 impl<W: Write> RowWriter<W> {
     /// Starts a stream (CSV: writes the header).
     pub fn new(out: W, format: ExportFormat, columns: Vec<String>) -> std::io::Result<Self> {
+        if format == ExportFormat::Parquet {
+            return Err(std::io::Error::other(
+                "Parquet is written by the Glue job; direct mode writes csv or jsonl",
+            ));
+        }
         let mut w = RowWriter {
             format,
             out: GzEncoder::new(out, Compression::default()),
@@ -60,7 +65,7 @@ impl<W: Write> RowWriter<W> {
                     }
                 }
             }
-            ExportFormat::Jsonl => {
+            ExportFormat::Jsonl | ExportFormat::Parquet => {
                 let mut obj = serde_json::Map::with_capacity(row.len());
                 for (name, c) in self.columns.iter().zip(row) {
                     let v = match c {

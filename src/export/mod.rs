@@ -25,6 +25,10 @@ use crate::metrics::Store;
 
 pub mod direct;
 pub mod encode;
+#[cfg(feature = "aws")]
+pub mod glue;
+#[cfg(feature = "aws")]
+pub mod s3;
 pub mod sink;
 
 /// Tables never exported, and why. The job script (`export/glue/`) refuses
@@ -184,12 +188,12 @@ pub fn parse_iso(text: &str) -> Option<i64> {
 }
 
 /// What happened to one table.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct TableResult {
     /// Table.
     pub table: String,
     /// `exported`, `missing`, `excluded` or `failed`.
-    pub status: &'static str,
+    pub status: String,
     /// Rows written (exported tables only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rows: Option<u64>,
@@ -199,7 +203,7 @@ pub struct TableResult {
     /// The window column, if windowed.
     pub window_column: Option<String>,
     /// `window` or `full`.
-    pub mode: &'static str,
+    pub mode: String,
     /// Where the files are, relative to the destination (`null` unless
     /// exported).
     pub path: Option<String>,
@@ -212,7 +216,7 @@ pub struct TableResult {
 }
 
 /// The `_manifest.json` of one export.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Manifest {
     /// Format version of this file.
     pub manifest_version: u32,
@@ -225,11 +229,11 @@ pub struct Manifest {
     /// Detected Airflow version.
     pub airflow_version: String,
     /// `csv`, `jsonl`, `parquet`.
-    pub format: &'static str,
+    pub format: String,
     /// `complete` or `partial` (some table failed).
-    pub status: &'static str,
+    pub status: String,
     /// `windsock` (direct mode) or `glue`/`spark`.
-    pub engine: &'static str,
+    pub engine: String,
     /// Unique id of this export.
     pub run_id: String,
     /// Start time, ISO-8601 UTC.
@@ -241,7 +245,7 @@ pub struct Manifest {
 }
 
 /// The window as the manifest shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct ManifestWindow {
     /// Inclusive start.
     pub start: String,
@@ -265,8 +269,14 @@ pub enum ExportError {
         source: std::io::Error,
     },
     /// A destination windsock cannot write to.
-    #[error("destination `{0}`: use a local directory (S3 destinations are not supported yet)")]
+    #[error("destination `{0}`: use a local directory or s3://bucket/prefix")]
     Unsupported(String),
+    /// The Glue job failed or could not be started.
+    #[error("Glue: {0}")]
+    Glue(String),
+    /// A Glue run of this job is still in progress; none was started.
+    #[error("Glue: run {0} of the job is still in progress; not starting another")]
+    AlreadyRunning(String),
 }
 
 /// One export to run.
@@ -320,27 +330,79 @@ impl Request {
     }
 }
 
-/// A local destination path from `to`.
-pub fn local_root(to: &str) -> Result<PathBuf, ExportError> {
+/// A local destination path from `to` (`None` for `s3://`).
+pub fn local_root(to: &str) -> Result<Option<PathBuf>, ExportError> {
     if let Some(rest) = to.strip_prefix("file://") {
-        return Ok(PathBuf::from(rest));
+        return Ok(Some(PathBuf::from(rest)));
+    }
+    if to.starts_with("s3://") && cfg!(feature = "aws") {
+        return Ok(None);
     }
     if to.contains("://") {
         return Err(ExportError::Unsupported(to.to_owned()));
     }
-    Ok(PathBuf::from(to))
+    Ok(Some(PathBuf::from(to)))
 }
 
-/// Runs a direct export: detect, write every table, publish the manifest
-/// last. Records `windsock_export_*` metrics in `metrics`.
+/// Where and how to export besides the request: the S3 settings (for
+/// `s3://` destinations) and, in Glue mode, the Glue settings and target.
+#[derive(Debug, Clone, Default)]
+pub struct Engine {
+    /// `[export.s3]`.
+    pub s3: crate::config::S3Settings,
+    /// `Some` in Glue mode: `[export.glue]` and the target's URL.
+    pub glue: Option<(crate::config::GlueSettings, crate::db::url::DbUrl)>,
+    /// Clients to use instead of the standard chain (tests, emulators).
+    #[cfg(feature = "aws")]
+    pub clients: Option<(aws_sdk_s3::Client, Option<aws_sdk_glue::Client>)>,
+}
+
+impl Engine {
+    /// The engine `[export]` describes for a target.
+    pub fn from_settings(s: &crate::config::ExportSettings, url: &crate::db::url::DbUrl) -> Engine {
+        Engine {
+            s3: s.s3.clone(),
+            glue: (s.mode == ExportMode::Glue).then(|| (s.glue.clone(), url.clone())),
+            #[cfg(feature = "aws")]
+            clients: None,
+        }
+    }
+}
+
+/// Runs an export (direct, or through Glue): detect, write every table,
+/// publish the manifest last. Records `windsock_export_*` metrics.
 pub async fn run(db: &Db, req: &Request, metrics: &Store) -> Result<Manifest, ExportError> {
+    run_with(db, req, &Engine::default(), metrics).await
+}
+
+/// [`run`] with an explicit [`Engine`].
+pub async fn run_with(
+    db: &Db,
+    req: &Request,
+    engine: &Engine,
+    metrics: &Store,
+) -> Result<Manifest, ExportError> {
     let started = SystemTime::now();
     let clock = std::time::Instant::now();
-    let res = run_inner(db, req, started).await;
-    let mode = ExportMode::Direct.as_str();
+    let mode = if engine.glue.is_some() {
+        ExportMode::Glue
+    } else {
+        ExportMode::Direct
+    };
+    let res = match mode {
+        ExportMode::Direct => run_inner(db, req, engine, started).await,
+        #[cfg(feature = "aws")]
+        ExportMode::Glue => glue::run(db, req, engine, metrics).await,
+        #[cfg(not(feature = "aws"))]
+        ExportMode::Glue => Err(ExportError::Glue(
+            "this windsock was built without the `aws` feature".to_owned(),
+        )),
+    };
+    let mode = mode.as_str();
     let outcome = match &res {
         Ok(m) if m.status == "complete" => "success",
         Ok(_) => "partial",
+        Err(ExportError::AlreadyRunning(_)) => "skipped",
         Err(_) => "failed",
     };
     metrics.add(
@@ -377,23 +439,70 @@ pub async fn run(db: &Db, req: &Request, metrics: &Store) -> Result<Manifest, Ex
     res
 }
 
-async fn run_inner(db: &Db, req: &Request, started: SystemTime) -> Result<Manifest, ExportError> {
-    let root = local_root(&req.to)?;
-    let schema = crate::airflow::detect(db, req.timeout).await?;
-    let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
-    let run_id = format!("{}-{:08x}", secs(started), rand::random::<u32>());
-    let date = req.window.export_date();
+/// A new run id: start time and a random suffix.
+pub fn run_id(started: SystemTime) -> String {
+    format!("{}-{:08x}", secs(started), rand::random::<u32>())
+}
+
+fn secs(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64
+}
+
+async fn open_sink(
+    req: &Request,
+    engine: &Engine,
+    date: &str,
+    run_id: &str,
+) -> Result<sink::Sink, ExportError> {
     let dest_err = |source| ExportError::Destination {
-        path: root.display().to_string(),
+        path: req.to.clone(),
         source,
     };
-    let sink = sink::LocalSink::begin(&root, &req.environment, &date, &run_id).map_err(dest_err)?;
+    if let Some(root) = local_root(&req.to)? {
+        return sink::LocalSink::begin(&root, &req.environment, date, run_id)
+            .map(sink::Sink::Local)
+            .map_err(dest_err);
+    }
+    #[cfg(feature = "aws")]
+    {
+        let url =
+            s3::S3Url::parse(&req.to).ok_or_else(|| ExportError::Unsupported(req.to.clone()))?;
+        let client = match &engine.clients {
+            Some((c, _)) => c.clone(),
+            None => s3::client(&s3::sdk_config(&engine.s3).await, &engine.s3),
+        };
+        s3::S3Sink::begin(client, url, &req.environment, date, run_id)
+            .await
+            .map(sink::Sink::S3)
+            .map_err(dest_err)
+    }
+    #[cfg(not(feature = "aws"))]
+    {
+        let _ = engine;
+        Err(ExportError::Unsupported(req.to.clone()))
+    }
+}
+
+async fn run_inner(
+    db: &Db,
+    req: &Request,
+    engine: &Engine,
+    started: SystemTime,
+) -> Result<Manifest, ExportError> {
+    let schema = crate::airflow::detect(db, req.timeout).await?;
+    let run_id = run_id(started);
+    let date = req.window.export_date();
+    let dest_err = |source| ExportError::Destination {
+        path: req.to.clone(),
+        source,
+    };
+    let sink = open_sink(req, engine, &date, &run_id).await?;
     info!(
         environment = %req.environment,
         window_start = %iso(req.window.start),
         window_end = %iso(req.window.end),
         tables = req.tables.len(),
-        to = %root.display(),
+        to = %req.to,
         "Export started."
     );
     let opts = direct::Options {
@@ -412,19 +521,19 @@ async fn run_inner(db: &Db, req: &Request, started: SystemTime) -> Result<Manife
             end: iso(req.window.end),
         },
         airflow_version: schema.version_label(),
-        format: req.format.as_str(),
-        status: if failed { "partial" } else { "complete" },
-        engine: "windsock",
+        format: req.format.as_str().to_owned(),
+        status: if failed { "partial" } else { "complete" }.to_owned(),
+        engine: "windsock".to_owned(),
         run_id,
         started_at: iso(secs(started)),
         finished_at: iso(secs(SystemTime::now())),
         tables,
     };
     let json = serde_json::to_string_pretty(&manifest).unwrap_or_default();
-    let path = sink.publish_manifest(&json).map_err(dest_err)?;
+    let path = sink.publish_manifest(&json).await.map_err(dest_err)?;
     info!(
-        manifest = %path.display(),
-        status = manifest.status,
+        manifest = %path,
+        status = %manifest.status,
         rows = manifest.tables.iter().filter_map(|t| t.rows).sum::<u64>(),
         "Export finished."
     );
@@ -466,7 +575,8 @@ pub async fn schedule(
             }
         };
         let req = Request::from_settings(&settings, &environment, database.statement_timeout, None);
-        if let Err(e) = run(&db, &req, &metrics).await {
+        let engine = Engine::from_settings(&settings, &url);
+        if let Err(e) = run_with(&db, &req, &engine, &metrics).await {
             tracing::warn!(environment = %environment, error = %e, "Export failed.");
         }
         leader.release().await;

@@ -13,7 +13,46 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-/// Where an export's files go.
+/// Where an export's files go: a local directory or S3.
+#[derive(Debug)]
+pub enum Sink {
+    /// A local directory.
+    Local(LocalSink),
+    /// An S3 prefix (feature `aws`).
+    #[cfg(feature = "aws")]
+    S3(super::s3::S3Sink),
+}
+
+impl Sink {
+    /// Creates the local staging file a table is written to.
+    pub fn create_part(&self, table: &str, ext: &str) -> std::io::Result<std::fs::File> {
+        match self {
+            Sink::Local(s) => s.create_part(table, ext),
+            #[cfg(feature = "aws")]
+            Sink::S3(s) => s.staging().create_part(table, ext),
+        }
+    }
+
+    /// Publishes a finished table; returns its path relative to the root.
+    pub async fn publish_table(&self, table: &str) -> std::io::Result<String> {
+        match self {
+            Sink::Local(s) => s.publish_table(table),
+            #[cfg(feature = "aws")]
+            Sink::S3(s) => s.publish_table(table).await,
+        }
+    }
+
+    /// Writes the manifest, last; returns where it went.
+    pub async fn publish_manifest(&self, json: &str) -> std::io::Result<String> {
+        match self {
+            Sink::Local(s) => s.publish_manifest(json).map(|p| p.display().to_string()),
+            #[cfg(feature = "aws")]
+            Sink::S3(s) => s.publish_manifest(json).await,
+        }
+    }
+}
+
+/// A local directory destination.
 #[derive(Debug)]
 pub struct LocalSink {
     root: PathBuf,
@@ -54,12 +93,27 @@ impl LocalSink {
         format!("{}/{table}/export_date={}", self.environment, self.date)
     }
 
-    /// The final manifest path.
-    pub fn manifest_path(&self) -> PathBuf {
-        self.root.join(format!(
+    /// `<env>/_manifests/export_date=D/_manifest.json`, relative to the root.
+    pub fn manifest_rel(&self) -> String {
+        format!(
             "{}/_manifests/export_date={}/_manifest.json",
             self.environment, self.date
-        ))
+        )
+    }
+
+    /// The final manifest path.
+    pub fn manifest_path(&self) -> PathBuf {
+        self.root.join(self.manifest_rel())
+    }
+
+    /// The staged files of a table.
+    pub fn staged_files(&self, table: &str) -> std::io::Result<Vec<PathBuf>> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(self.staging.join(self.table_dir(table)))? {
+            out.push(e?.path());
+        }
+        out.sort();
+        Ok(out)
     }
 
     /// Creates the staging file a table is written to.

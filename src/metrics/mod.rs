@@ -311,7 +311,7 @@ pub const SELF_METRICS: &[SelfMetric] = &[
     },
     SelfMetric {
         name: "windsock_export_runs",
-        help: "Metadata exports by mode and outcome (success, partial, failed)",
+        help: "Metadata exports by mode and outcome (success, partial, failed, skipped: a Glue run was still in progress)",
         kind: MetricKind::Counter,
         labels: &["environment", "mode", "outcome"],
     },
@@ -338,6 +338,12 @@ pub const SELF_METRICS: &[SelfMetric] = &[
         help: "UNIX time of the latest export that completed with every table",
         kind: MetricKind::Gauge,
         labels: &["environment", "mode"],
+    },
+    SelfMetric {
+        name: "windsock_export_glue_run_state",
+        help: "1 for the state of the latest Glue job run windsock started (STARTING, RUNNING, SUCCEEDED, FAILED, TIMEOUT, ...)",
+        kind: MetricKind::Gauge,
+        labels: &["environment", "state"],
     },
     SelfMetric {
         name: "windsock_admin_requests",

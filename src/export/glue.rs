@@ -1,0 +1,487 @@
+//! Glue mode: windsock keeps the Glue JDBC connection and job in shape,
+//! uploads the job script, starts one run for the window and follows it
+//! to the end, then reads the manifest the job wrote.
+//!
+//! Each step compares before it writes: the connection and the job carry a
+//! hash of their definition in their description and are updated only when
+//! it changes; the script's S3 key is its content hash. A run is never
+//! started while another run of the job is in progress (checked in Glue, so
+//! it holds across windsock restarts; the job also has
+//! `MaxConcurrentRuns = 1`).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_glue::types::{
+    ConnectionInput, ConnectionPropertyKey, ConnectionType, ConnectionsList, ExecutionProperty,
+    JobCommand, JobRunState, JobUpdate, PhysicalConnectionRequirements, WorkerType,
+};
+use aws_smithy_types::error::display::DisplayErrorContext;
+use sha2::{Digest, Sha256};
+use tracing::{info, warn};
+
+use super::s3::{self, S3Url};
+use super::{Engine, ExportError, Manifest, Request, iso, spec_for};
+use crate::config::GlueSettings;
+use crate::db::url::DbUrl;
+use crate::db::{Db, Dialect};
+use crate::metrics::Store;
+
+/// The job script, embedded at build time (`export/glue/windsock_export.py`).
+pub const SCRIPT: &str = include_str!("../../export/glue/windsock_export.py");
+
+/// First wait between polls of a run.
+const POLL_MIN: Duration = Duration::from_secs(1);
+
+fn hash16(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn glue_err(op: &str, e: impl std::error::Error) -> ExportError {
+    ExportError::Glue(format!("{op}: {}", DisplayErrorContext(e)))
+}
+
+/// The JDBC URL of a target, as Glue's connection wants it.
+pub fn jdbc_url(url: &DbUrl) -> Result<String, ExportError> {
+    let parsed = url.server_url().ok_or_else(|| {
+        ExportError::Glue("Glue mode needs a PostgreSQL or MySQL target".to_owned())
+    })?;
+    let host = parsed.host_str().unwrap_or("localhost");
+    let db = parsed.path().trim_start_matches('/');
+    Ok(match url.dialect() {
+        Dialect::Postgres => format!(
+            "jdbc:postgresql://{host}:{}/{db}",
+            parsed.port().unwrap_or(5432)
+        ),
+        Dialect::MySql => format!("jdbc:mysql://{host}:{}/{db}", parsed.port().unwrap_or(3306)),
+        Dialect::Sqlite => {
+            return Err(ExportError::Glue(
+                "Glue cannot read a SQLite file; use direct mode".to_owned(),
+            ));
+        }
+    })
+}
+
+/// The Glue connection windsock wants, and the hash that identifies it.
+pub fn connection_input(
+    s: &GlueSettings,
+    url: &DbUrl,
+) -> Result<(ConnectionInput, String), ExportError> {
+    let jdbc = match &s.jdbc_url {
+        Some(j) => j.clone(),
+        None => jdbc_url(url)?,
+    };
+    let mut props: Vec<(ConnectionPropertyKey, String)> = vec![
+        (ConnectionPropertyKey::JdbcConnectionUrl, jdbc),
+        (ConnectionPropertyKey::JdbcEnforceSsl, "true".to_owned()),
+    ];
+    match &s.secret_id {
+        Some(secret) => props.push((ConnectionPropertyKey::SecretId, secret.clone())),
+        None => {
+            let user = url
+                .server_url()
+                .map(|u| u.username().to_owned())
+                .unwrap_or_default();
+            props.push((ConnectionPropertyKey::UserName, user));
+            props.push((
+                ConnectionPropertyKey::Password,
+                url.password().unwrap_or_default().to_owned(),
+            ));
+        }
+    }
+    // The hash covers the password too (Glue never returns it), so a
+    // changed password updates the connection; only the hash is stored.
+    let canonical: Vec<String> = props
+        .iter()
+        .map(|(k, v)| format!("{}={v}", k.as_str()))
+        .chain([
+            format!("subnet={:?}", s.subnet_id),
+            format!("sg={:?}", s.security_group_ids),
+            format!("az={:?}", s.availability_zone),
+        ])
+        .collect();
+    let hash = hash16(&canonical.join("\n"));
+    let mut input = ConnectionInput::builder()
+        .name(&s.connection_name)
+        .description(format!("managed by windsock; definition {hash}"))
+        .connection_type(ConnectionType::Jdbc)
+        .set_connection_properties(Some(props.into_iter().collect::<HashMap<_, _>>()));
+    if s.subnet_id.is_some() || !s.security_group_ids.is_empty() || s.availability_zone.is_some() {
+        input = input.physical_connection_requirements(
+            PhysicalConnectionRequirements::builder()
+                .set_subnet_id(s.subnet_id.clone())
+                .set_security_group_id_list(Some(s.security_group_ids.clone()))
+                .set_availability_zone(s.availability_zone.clone())
+                .build(),
+        );
+    }
+    let input = input
+        .build()
+        .map_err(|e| ExportError::Glue(format!("connection definition: {e}")))?;
+    Ok((input, hash))
+}
+
+/// Creates the connection, or updates it when its definition changed.
+/// Returns what was done: `created`, `updated` or `unchanged`.
+pub async fn ensure_connection(
+    glue: &aws_sdk_glue::Client,
+    s: &GlueSettings,
+    url: &DbUrl,
+) -> Result<&'static str, ExportError> {
+    let (input, hash) = connection_input(s, url)?;
+    match glue
+        .get_connection()
+        .name(&s.connection_name)
+        .hide_password(true)
+        .send()
+        .await
+    {
+        Ok(out) => {
+            let current = out
+                .connection()
+                .and_then(|c| c.description())
+                .unwrap_or_default();
+            if current.ends_with(&hash) {
+                return Ok("unchanged");
+            }
+            glue.update_connection()
+                .name(&s.connection_name)
+                .connection_input(input)
+                .send()
+                .await
+                .map_err(|e| glue_err("UpdateConnection", e))?;
+            Ok("updated")
+        }
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_entity_not_found_exception()) =>
+        {
+            glue.create_connection()
+                .connection_input(input)
+                .send()
+                .await
+                .map_err(|e| glue_err("CreateConnection", e))?;
+            Ok("created")
+        }
+        Err(e) => Err(glue_err("GetConnection", e)),
+    }
+}
+
+/// Uploads the job script under `<script_location>/windsock_export-<hash>.py`
+/// unless that key exists; returns its `s3://` location.
+pub async fn upload_script(
+    s3c: &aws_sdk_s3::Client,
+    location: &S3Url,
+) -> Result<String, ExportError> {
+    let key = location.key(&format!("windsock_export-{}.py", hash16(SCRIPT)));
+    let exists = s3c
+        .head_object()
+        .bucket(&location.bucket)
+        .key(&key)
+        .send()
+        .await;
+    match exists {
+        Ok(_) => {}
+        Err(e) if e.as_service_error().is_some_and(|e| e.is_not_found()) => {
+            s3::put(
+                s3c,
+                &location.bucket,
+                &key,
+                SCRIPT.as_bytes().to_vec(),
+                "text/x-python",
+            )
+            .await
+            .map_err(|e| ExportError::Glue(format!("uploading the job script: {e}")))?;
+            info!(key = %key, "Glue: job script uploaded.");
+        }
+        Err(e) => return Err(glue_err("HeadObject", e)),
+    }
+    Ok(format!("s3://{}/{key}", location.bucket))
+}
+
+/// The job definition and its hash.
+pub fn job_update(s: &GlueSettings, script: &str) -> (JobUpdate, String) {
+    let canonical = format!(
+        "{script}|{:?}|{}|{}|{}|{}|{}",
+        s.role_arn,
+        s.glue_version,
+        s.worker_type,
+        s.number_of_workers,
+        s.timeout_minutes,
+        s.connection_name
+    );
+    let hash = hash16(&canonical);
+    let update = JobUpdate::builder()
+        .description(format!("managed by windsock; definition {hash}"))
+        .set_role(s.role_arn.clone())
+        .command(
+            JobCommand::builder()
+                .name("glueetl")
+                .script_location(script)
+                .python_version("3")
+                .build(),
+        )
+        .default_arguments("--job-language", "python")
+        .connections(
+            ConnectionsList::builder()
+                .connections(&s.connection_name)
+                .build(),
+        )
+        .execution_property(ExecutionProperty::builder().max_concurrent_runs(1).build())
+        .max_retries(0)
+        .timeout(s.timeout_minutes)
+        .glue_version(&s.glue_version)
+        .worker_type(WorkerType::from(s.worker_type.as_str()))
+        .number_of_workers(s.number_of_workers)
+        .build();
+    (update, hash)
+}
+
+/// Creates the job, or updates it when its definition changed.
+pub async fn ensure_job(
+    glue: &aws_sdk_glue::Client,
+    s: &GlueSettings,
+    script: &str,
+) -> Result<&'static str, ExportError> {
+    let (update, hash) = job_update(s, script);
+    match glue.get_job().job_name(&s.job_name).send().await {
+        Ok(out) => {
+            let current = out.job().and_then(|j| j.description()).unwrap_or_default();
+            if current.ends_with(&hash) {
+                return Ok("unchanged");
+            }
+            glue.update_job()
+                .job_name(&s.job_name)
+                .job_update(update)
+                .send()
+                .await
+                .map_err(|e| glue_err("UpdateJob", e))?;
+            Ok("updated")
+        }
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_entity_not_found_exception()) =>
+        {
+            let u = update;
+            glue.create_job()
+                .name(&s.job_name)
+                .set_description(u.description)
+                .set_role(u.role)
+                .set_command(u.command)
+                .set_default_arguments(u.default_arguments)
+                .set_connections(u.connections)
+                .set_execution_property(u.execution_property)
+                .max_retries(u.max_retries)
+                .set_timeout(u.timeout)
+                .set_glue_version(u.glue_version)
+                .set_worker_type(u.worker_type)
+                .set_number_of_workers(u.number_of_workers)
+                .send()
+                .await
+                .map_err(|e| glue_err("CreateJob", e))?;
+            Ok("created")
+        }
+        Err(e) => Err(glue_err("GetJob", e)),
+    }
+}
+
+fn in_progress(state: &JobRunState) -> bool {
+    matches!(
+        state,
+        JobRunState::Starting | JobRunState::Running | JobRunState::Stopping | JobRunState::Waiting
+    )
+}
+
+/// The id of a run of the job still in progress, if any.
+pub async fn running_run(
+    glue: &aws_sdk_glue::Client,
+    job: &str,
+) -> Result<Option<String>, ExportError> {
+    let out = glue
+        .get_job_runs()
+        .job_name(job)
+        .max_results(25)
+        .send()
+        .await
+        .map_err(|e| glue_err("GetJobRuns", e))?;
+    Ok(out
+        .job_runs()
+        .iter()
+        .find(|r| r.job_run_state().is_some_and(in_progress))
+        .and_then(|r| r.id().map(str::to_owned)))
+}
+
+/// Polls a run with growing waits (up to `poll_max`) until it ends;
+/// returns the final state and Glue's error message.
+pub async fn follow(
+    glue: &aws_sdk_glue::Client,
+    job: &str,
+    run: &str,
+    poll_max: Duration,
+    mut on_state: impl FnMut(&JobRunState),
+) -> Result<(JobRunState, Option<String>), ExportError> {
+    let mut wait = POLL_MIN;
+    loop {
+        let out = glue
+            .get_job_run()
+            .job_name(job)
+            .run_id(run)
+            .send()
+            .await
+            .map_err(|e| glue_err("GetJobRun", e))?;
+        let r = out
+            .job_run()
+            .ok_or_else(|| ExportError::Glue("GetJobRun: no run in the answer".to_owned()))?;
+        let state = r.job_run_state().cloned().unwrap_or(JobRunState::Starting);
+        on_state(&state);
+        if !in_progress(&state) {
+            return Ok((state, r.error_message().map(str::to_owned)));
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(poll_max.max(POLL_MIN));
+    }
+}
+
+/// The job's arguments for one export.
+pub fn arguments(
+    req: &Request,
+    schema: &crate::airflow::Schema,
+    s: &GlueSettings,
+    run_id: &str,
+) -> HashMap<String, String> {
+    let tables: Vec<serde_json::Value> = req
+        .tables
+        .iter()
+        .map(|t| match spec_for(t, schema) {
+            Some(spec) => serde_json::json!({
+                "table": t,
+                "window_column": spec.window_column,
+                "key_column": (spec.key.len() == 1).then(|| spec.key[0].clone()),
+            }),
+            None => serde_json::json!({"table": t, "window_column": null, "key_column": null}),
+        })
+        .collect();
+    [
+        ("--environment", req.environment.clone()),
+        ("--output", req.to.trim_end_matches('/').to_owned()),
+        ("--export_date", req.window.export_date()),
+        ("--window_start", iso(req.window.start)),
+        ("--window_end", iso(req.window.end)),
+        ("--tables", serde_json::Value::Array(tables).to_string()),
+        ("--format", req.format.as_str().to_owned()),
+        ("--airflow_version", schema.version_label()),
+        ("--run_id", run_id.to_owned()),
+        ("--partitions", s.partitions.to_string()),
+        ("--connection_name", s.connection_name.clone()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+/// One Glue-mode export.
+pub async fn run(
+    db: &Db,
+    req: &Request,
+    engine: &Engine,
+    metrics: &Store,
+) -> Result<Manifest, ExportError> {
+    let (s, url) = engine
+        .glue
+        .as_ref()
+        .ok_or_else(|| ExportError::Glue("not configured".to_owned()))?;
+    let out = S3Url::parse(&req.to).ok_or_else(|| {
+        ExportError::Glue("export.to must be s3://bucket/prefix in Glue mode".to_owned())
+    })?;
+    let location = s
+        .script_location
+        .as_deref()
+        .and_then(S3Url::parse)
+        .ok_or_else(|| {
+            ExportError::Glue("export.glue.script_location must be s3://bucket/prefix".to_owned())
+        })?;
+    let (s3c, glue) = match &engine.clients {
+        Some((s3c, Some(g))) => (s3c.clone(), g.clone()),
+        _ => {
+            let conf = s3::sdk_config(&engine.s3).await;
+            (
+                s3::client(&conf, &engine.s3),
+                aws_sdk_glue::Client::new(&conf),
+            )
+        }
+    };
+    let schema = crate::airflow::detect(db, req.timeout).await?;
+    let connection = ensure_connection(&glue, s, url).await?;
+    let script = upload_script(&s3c, &location).await?;
+    let job = ensure_job(&glue, s, &script).await?;
+    info!(connection, job, script = %script, "Glue: connection and job ready.");
+    if let Some(id) = running_run(&glue, &s.job_name).await? {
+        return Err(ExportError::AlreadyRunning(id));
+    }
+    let run_id = super::run_id(std::time::SystemTime::now());
+    let started = glue
+        .start_job_run()
+        .job_name(&s.job_name)
+        .set_arguments(Some(arguments(req, &schema, s, &run_id)))
+        .send()
+        .await;
+    let glue_run = match started {
+        Ok(o) => o.job_run_id().unwrap_or_default().to_owned(),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_concurrent_runs_exceeded_exception()) =>
+        {
+            return Err(ExportError::AlreadyRunning("(another)".to_owned()));
+        }
+        Err(e) => return Err(glue_err("StartJobRun", e)),
+    };
+    info!(job = %s.job_name, glue_run = %glue_run, export_date = %req.window.export_date(), "Glue: run started.");
+    let env = req.environment.clone();
+    let mut last: Option<String> = None;
+    let (state, message) = follow(&glue, &s.job_name, &glue_run, s.poll_max, |st| {
+        let name = st.as_str().to_owned();
+        if last.as_deref() != Some(name.as_str()) {
+            if let Some(prev) = &last {
+                metrics.set(
+                    "windsock_export_glue_run_state",
+                    &[("environment", &env), ("state", prev)],
+                    0.0,
+                );
+            }
+            metrics.set(
+                "windsock_export_glue_run_state",
+                &[("environment", &env), ("state", &name)],
+                1.0,
+            );
+            info!(glue_run = %glue_run, state = %name, "Glue: run state.");
+            last = Some(name);
+        }
+    })
+    .await?;
+    if state != JobRunState::Succeeded {
+        let msg = message.unwrap_or_default();
+        warn!(glue_run = %glue_run, state = %state.as_str(), error = %msg, "Glue: run did not succeed.");
+        return Err(ExportError::Glue(format!(
+            "run {glue_run} ended {}: {msg}",
+            state.as_str()
+        )));
+    }
+    let key = out.key(&format!(
+        "{}/_manifests/export_date={}/_manifest.json",
+        req.environment,
+        req.window.export_date()
+    ));
+    let body = s3::get(&s3c, &out.bucket, &key)
+        .await
+        .map_err(|e| ExportError::Glue(format!("reading the manifest: {e}")))?;
+    serde_json::from_slice(&body).map_err(|e| {
+        ExportError::Glue(format!(
+            "the manifest s3://{}/{key} is not valid: {e}",
+            out.bucket
+        ))
+    })
+}
