@@ -214,6 +214,39 @@ pub async fn run(
             write_reports(path, every, store, envs, th, cancel).await;
         });
     }
+    #[cfg(feature = "aws")]
+    if let Some(url) = config
+        .settings
+        .report
+        .s3
+        .as_deref()
+        .and_then(crate::export::s3::S3Url::parse)
+    {
+        let every = config.settings.report.interval;
+        let s3 = config.settings.export.s3.clone();
+        let (store, envs, th) = (
+            store.clone(),
+            envs.clone(),
+            config.settings.thresholds.clone(),
+        );
+        let cancel = cancel.clone();
+        tasks.spawn(async move {
+            let client = crate::export::s3::client(&crate::export::s3::sdk_config(&s3).await, &s3);
+            loop {
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    () = tokio::time::sleep(every) => {}
+                }
+                let now = crate::metrics::now_unix() as i64;
+                match crate::report::to_s3(&client, &url, &store, &envs, &th, now).await {
+                    Ok(keys) => {
+                        info!(bucket = %url.bucket, objects = keys.len(), "Report written to S3.")
+                    }
+                    Err(error) => warn!(%error, "Cannot write the report to S3."),
+                }
+            }
+        });
+    }
     let app = router(AppState::new(store).with_report(envs, config.settings.thresholds.clone()));
     let http_cancel = cancel.clone();
     let mut server = tokio::spawn(async move {

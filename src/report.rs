@@ -567,3 +567,38 @@ pub fn render_text(r: &Report) -> String {
     }
     out
 }
+
+/// Puts one report per environment to S3, under
+/// `<prefix>/<environment>/reports/YYYY/MM/DD/report-HHMMSSZ.{json,txt}`;
+/// returns the keys written.
+#[cfg(feature = "aws")]
+pub async fn to_s3(
+    client: &aws_sdk_s3::Client,
+    url: &crate::export::s3::S3Url,
+    store: &Store,
+    environments: &[String],
+    th: &Thresholds,
+    now_secs: i64,
+) -> std::io::Result<Vec<String>> {
+    let stamp = crate::export::iso(now_secs);
+    let (date, time) = (&stamp[..10], stamp[11..19].replace(':', ""));
+    let mut keys = Vec::new();
+    for env in environments {
+        let report = build(store, std::slice::from_ref(env), th);
+        let json = serde_json::to_string_pretty(&report).unwrap_or_default();
+        let text = render_text(&report);
+        let base = url.key(&format!(
+            "{env}/reports/{}/report-{time}Z",
+            date.replace('-', "/")
+        ));
+        for (ext, body, ct) in [
+            ("json", json, "application/json"),
+            ("txt", text, "text/plain; charset=utf-8"),
+        ] {
+            let key = format!("{base}.{ext}");
+            crate::export::s3::put(client, &url.bucket, &key, body.into_bytes(), ct).await?;
+            keys.push(key);
+        }
+    }
+    Ok(keys)
+}

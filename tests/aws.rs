@@ -645,3 +645,50 @@ async fn direct_export_into_signature_checking_s3() {
     drop(server);
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// The report goes to S3 per environment, dated, as JSON and text.
+#[tokio::test]
+async fn reports_are_written_to_s3() {
+    let root: PathBuf = std::env::temp_dir().join(format!("ws-s3s-rep-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    let server = s3s_fs(&root);
+    let conf = sdk(&server.endpoint, "windsock-key", "windsock-secret").await;
+    let s3c = windsock::export::s3::client(&conf, &s3_settings());
+    s3c.create_bucket().bucket("reports").send().await.unwrap();
+    let store = Store::new(["prod", "staging"]);
+    let url = windsock::export::s3::S3Url::parse("s3://reports/airflow").unwrap();
+    let envs = vec!["prod".to_owned(), "staging".to_owned()];
+    let now = parse_iso("2026-11-25T06:30:15Z").unwrap();
+    let keys = windsock::report::to_s3(
+        &s3c,
+        &url,
+        &store,
+        &envs,
+        &windsock::config::Thresholds::default(),
+        now,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        keys,
+        [
+            "airflow/prod/reports/2026/11/25/report-063015Z.json",
+            "airflow/prod/reports/2026/11/25/report-063015Z.txt",
+            "airflow/staging/reports/2026/11/25/report-063015Z.json",
+            "airflow/staging/reports/2026/11/25/report-063015Z.txt",
+        ]
+    );
+    let json: Value = serde_json::from_slice(
+        &windsock::export::s3::get(&s3c, "reports", &keys[0])
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        json.to_string().contains("prod") && !json.to_string().contains("staging"),
+        "{json}"
+    );
+    drop(server);
+    let _ = std::fs::remove_dir_all(&root);
+}

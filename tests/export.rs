@@ -543,3 +543,42 @@ async fn daemon_exports_on_schedule() {
     assert!(log.contains("Export finished."));
     let _ = std::fs::remove_dir_all(&to);
 }
+
+/// Export settings that cannot work are refused before anything runs,
+/// naming the key.
+#[test]
+fn bad_export_settings_name_the_key() {
+    let dir = tmpdir("cfg");
+    let cases = [
+        ("[export]\ntables = [\"connection\"]\n", "export.tables"),
+        ("[export]\nformat = \"parquet\"\n", "export.format"),
+        ("[export]\nmode = \"glue\"\n", "export.to"),
+        (
+            "[export]\nmode = \"glue\"\nto = \"s3://lake/x\"\n",
+            "export.glue.role_arn",
+        ),
+        (
+            "[export]\nmode = \"glue\"\nto = \"s3://lake/x\"\n[export.glue]\nrole_arn = \"arn:aws:iam::1:role/r\"\n",
+            "export.glue.script_location",
+        ),
+        ("[export]\nto = \"ftp://host/x\"\n", "export.to"),
+        ("[report]\ns3 = \"/tmp/x\"\n", "report.s3"),
+    ];
+    for (i, (toml, key)) in cases.iter().enumerate() {
+        let file = dir.join(format!("{i}.toml"));
+        std::fs::write(
+            &file,
+            format!("[[targets]]\nurl = \"sqlite:////tmp/x.db\"\n{toml}"),
+        )
+        .unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_windsock"))
+            .args(["config", "validate", "--config"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{toml}: {err}");
+        assert!(err.contains(key), "{toml}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

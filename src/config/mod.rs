@@ -229,6 +229,10 @@ pub struct ReportSettings {
     /// Write `<path>.json` and `<path>.txt` here on every interval; unset:
     /// no files (the report is still served at /api/v1/report).
     pub path: Option<PathBuf>,
+    /// Also put each report to S3 under
+    /// `<prefix>/<environment>/reports/YYYY/MM/DD/` (JSON and text), with
+    /// the client of `[export.s3]`.
+    pub s3: Option<String>,
     /// How often the files are rewritten.
     #[serde(with = "humantime_serde_compat")]
     pub interval: Duration,
@@ -238,6 +242,7 @@ impl Default for ReportSettings {
     fn default() -> Self {
         ReportSettings {
             path: None,
+            s3: None,
             interval: Duration::from_secs(3600),
         }
     }
@@ -693,6 +698,14 @@ impl Settings {
     }
 
     fn validate_registry(&self) -> Result<(), ConfigError> {
+        if let Some(s3) = &self.report.s3
+            && (!s3.starts_with("s3://") || s3.len() <= 5 || !cfg!(feature = "aws"))
+        {
+            return Err(ConfigError::key(
+                "report.s3",
+                "must be s3://bucket/prefix (and windsock built with the `aws` feature)",
+            ));
+        }
         if self.report.interval.is_zero() {
             return Err(ConfigError::key(
                 "report.interval",
