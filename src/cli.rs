@@ -89,7 +89,7 @@ pub struct ExportRunArgs {
     /// File format (overrides export.format).
     #[arg(long, value_enum)]
     pub format: Option<crate::config::ExportFormat>,
-    /// Window length, e.g. 1d or 6h (overrides export.window).
+    /// Window length in whole days, e.g. 1d or 7d (overrides export.window).
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub window: Option<std::time::Duration>,
     /// Window end (UTC), e.g. 2026-11-25 or 2026-11-25T06:00:00Z; default:

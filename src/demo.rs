@@ -473,7 +473,7 @@ fn serialized(dag: &DagDef, version: i64, extra_tasks: usize) -> String {
             task
         });
     }
-    serde_json::json!({
+    sorted(serde_json::json!({
         "__version": version,
         "dag": {
             "_dag_id": dag.id,
@@ -483,8 +483,26 @@ fn serialized(dag: &DagDef, version: i64, extra_tasks: usize) -> String {
             "tasks": tasks,
             "tags": [dag.owner],
         }
-    })
+    }))
     .to_string()
+}
+
+/// The value with every object's keys in name order, whether or not
+/// serde_json preserves insertion order (the AWS crates turn that on), so
+/// the demo's payloads, and their compressed sizes, are the same in every
+/// build.
+fn sorted(v: serde_json::Value) -> serde_json::Value {
+    match v {
+        serde_json::Value::Object(map) => {
+            let mut entries: Vec<_> = map.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            serde_json::Value::Object(entries.into_iter().map(|(k, v)| (k, sorted(v))).collect())
+        }
+        serde_json::Value::Array(items) => {
+            serde_json::Value::Array(items.into_iter().map(sorted).collect())
+        }
+        other => other,
+    }
 }
 
 /// Fills a freshly loaded Airflow schema with seeded history ending at

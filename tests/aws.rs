@@ -147,13 +147,47 @@ fn request(to: &str, tables: &[&str]) -> Request {
     }
 }
 
-/// The manifest the job would write (moto accepts runs but never runs them).
-fn job_manifest(status: &str) -> String {
+/// Plays the job's part (moto accepts runs but never runs them): for every
+/// run windsock starts, writes the manifest with that run's `--run_id`.
+fn fake_job(gluec: aws_sdk_glue::Client, s3c: aws_sdk_s3::Client) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut done = std::collections::BTreeSet::new();
+        loop {
+            if let Ok(runs) = gluec
+                .get_job_runs()
+                .job_name("windsock-export")
+                .send()
+                .await
+            {
+                for r in runs.job_runs() {
+                    let Some(id) = r.arguments().and_then(|a| a.get("--run_id")).cloned() else {
+                        continue;
+                    };
+                    if done.insert(id.clone()) {
+                        windsock::export::s3::put(
+                            &s3c,
+                            "lake",
+                            "exports/prod/_manifests/export_date=2026-11-24/_manifest.json",
+                            job_manifest("complete", &id).into_bytes(),
+                            "application/json",
+                        )
+                        .await
+                        .unwrap();
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+}
+
+/// The manifest the job writes.
+fn job_manifest(status: &str, run_id: &str) -> String {
     serde_json::json!({
         "manifest_version": 1, "environment": "prod", "export_date": "2026-11-24",
         "window": {"start": "2026-11-24T00:00:00Z", "end": "2026-11-25T00:00:00Z"},
         "airflow_version": "3.1.x", "format": "parquet", "status": status, "engine": "glue",
-        "run_id": "x", "started_at": "2026-11-25T00:01:00Z", "finished_at": "2026-11-25T00:05:00Z",
+        "run_id": run_id, "started_at": "2026-11-25T00:01:00Z", "finished_at": "2026-11-25T00:05:00Z",
         "tables": [{"table": "dag_run", "status": "exported", "rows": 6, "bytes": 4000,
                     "window_column": "run_after", "mode": "window",
                     "path": "prod/dag_run/export_date=2026-11-24"}]
@@ -170,20 +204,14 @@ async fn glue_mode_against_moto() {
     for b in ["scripts", "lake"] {
         s3c.create_bucket().bucket(b).send().await.unwrap();
     }
-    windsock::export::s3::put(
-        &s3c,
-        "lake",
-        "exports/prod/_manifests/export_date=2026-11-24/_manifest.json",
-        job_manifest("complete").into_bytes(),
-        "application/json",
-    )
-    .await
-    .unwrap();
+    // Each run stays in each state for two polls, long enough for the
+    // fake job to write its manifest.
     moto_post(
         &moto.endpoint,
         "/moto-api/state-manager/set-transition",
-        r#"{"model_name": "glue::job_run", "transition": {"progression": "immediate"}}"#,
+        r#"{"model_name": "glue::job_run", "transition": {"progression": "manual", "times": 2}}"#,
     );
+    let fake = fake_job(gluec.clone(), s3c.clone());
 
     let db = TestDb::with_schema(Dialect::Postgres, "3.1.8").await;
     let ro = db.windsock(&common::fast_settings());
@@ -201,6 +229,17 @@ async fn glue_mode_against_moto() {
         .await
         .unwrap();
     assert_eq!((m.status.as_str(), m.engine.as_str()), ("complete", "glue"));
+    let runs = gluec
+        .get_job_runs()
+        .job_name("windsock-export")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        Some(&m.run_id),
+        runs.job_runs()[0].arguments().unwrap().get("--run_id"),
+        "the manifest of this run"
+    );
 
     // The connection: JDBC URL from the target, SSL on, network settings.
     let c = gluec
@@ -334,6 +373,7 @@ async fn glue_mode_against_moto() {
             .unwrap_or(0.0)
     };
     assert_eq!((count("success"), count("skipped")), (2.0, 1.0));
+    fake.abort();
 }
 
 // ---- Modelled responses, for what moto lacks -----------------------------
@@ -394,18 +434,24 @@ async fn changed_job_definition_is_updated() {
     }
 }
 
-/// moto answers UpdateConnection with HTTP 500: a changed password (never
-/// returned by Glue, but part of the stored hash) updates the connection.
+/// moto answers UpdateConnection with HTTP 500: a connection whose
+/// definition changed (here the database host) is updated.
 #[tokio::test]
 async fn changed_connection_is_updated() {
     let s = glue_settings();
-    let old = windsock::db::url::DbUrl::parse("postgresql://airflow:old@db.internal:5432/airflow")
-        .unwrap();
+    let old =
+        windsock::db::url::DbUrl::parse("postgresql://airflow:old@db-old.internal:5432/airflow")
+            .unwrap();
     let new = windsock::db::url::DbUrl::parse("postgresql://airflow:new@db.internal:5432/airflow")
         .unwrap();
     let (_, old_hash) = glue::connection_input(&s, &old).unwrap();
     let (input, new_hash) = glue::connection_input(&s, &new).unwrap();
     assert_ne!(old_hash, new_hash);
+    // The password is not in the stored hash (it could be tested offline).
+    let other_pw =
+        windsock::db::url::DbUrl::parse("postgresql://airflow:other@db.internal:5432/airflow")
+            .unwrap();
+    assert_eq!(glue::connection_input(&s, &other_pw).unwrap().1, new_hash);
     assert!(
         !input.description().unwrap().contains("new"),
         "no password in the description"
@@ -567,6 +613,16 @@ async fn direct_export_into_signature_checking_s3() {
                 'big_dag', 'cli_task_run', hex(randomblob(500)) FROM n;",
     )
     .await;
+    // An object an earlier export left that this one does not overwrite.
+    windsock::export::s3::put(
+        &s3c,
+        "lake",
+        "airflow/prod/log/export_date=2026-11-24/part-00001.csv.gz",
+        b"stale".to_vec(),
+        "application/octet-stream",
+    )
+    .await
+    .unwrap();
     let ro = db.windsock(&common::fast_settings());
     let mut req = request("s3://lake/airflow", &["dag", "dag_run", "log", "variable"]);
     req.format = ExportFormat::Csv;
@@ -618,7 +674,11 @@ async fn direct_export_into_signature_checking_s3() {
         .await
         .unwrap();
     let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
-    assert_eq!(keys.len(), 4, "3 tables + manifest: {keys:?}");
+    assert_eq!(
+        keys.len(),
+        4,
+        "3 tables + manifest, the stale part gone: {keys:?}"
+    );
 
     // A wrong secret: the server refuses the signature, the export fails
     // before anything is written, and the old manifest is untouched.

@@ -90,6 +90,25 @@ fn exported(
 ) -> Vec<String> {
     let dir = root.join(format!("{env}/{table}/export_date={date}"));
     let file = dir.join(format!("part-00000.{}", format.extension()));
+    if format == ExportFormat::Parquet {
+        use parquet::file::reader::{FileReader as _, SerializedFileReader};
+        let reader = SerializedFileReader::new(std::fs::File::open(&file).unwrap()).unwrap();
+        return reader
+            .get_row_iter(None)
+            .unwrap()
+            .map(|row| {
+                let row = row.unwrap();
+                let (_, field) = row
+                    .get_column_iter()
+                    .find(|(n, _)| n.as_str() == column)
+                    .unwrap();
+                match field {
+                    parquet::record::Field::Str(s) => s.clone(),
+                    other => other.to_string(),
+                }
+            })
+            .collect();
+    }
     let text = gunzip(&file);
     match format {
         ExportFormat::Csv => {
@@ -189,7 +208,11 @@ async fn export_flow(dialect: Dialect, version: &str) {
     let metrics = Store::new(["t"]);
     let ro = db.windsock(&common::fast_settings());
     let mut seen = BTreeMap::new();
-    for format in [ExportFormat::Csv, ExportFormat::Jsonl] {
+    for format in [
+        ExportFormat::Csv,
+        ExportFormat::Jsonl,
+        ExportFormat::Parquet,
+    ] {
         let root = tmpdir(dialect.as_str());
         let mut requested: Vec<String> = [
             "dag",
@@ -296,7 +319,7 @@ async fn export_flow(dialect: Dialect, version: &str) {
                 ("outcome", "success")
             ]
         ),
-        Some(2.0)
+        Some(3.0)
     );
 }
 
@@ -551,7 +574,7 @@ fn bad_export_settings_name_the_key() {
     let dir = tmpdir("cfg");
     let cases = [
         ("[export]\ntables = [\"connection\"]\n", "export.tables"),
-        ("[export]\nformat = \"parquet\"\n", "export.format"),
+        ("[export]\nformat = \"xml\"\n", "export.format"),
         ("[export]\nmode = \"glue\"\n", "export.to"),
         (
             "[export]\nmode = \"glue\"\nto = \"s3://lake/x\"\n",

@@ -86,6 +86,7 @@ fn interceptor(db: &TestDb, s: InterceptSettings, metrics: Arc<Store>) -> Interc
         settings: s,
         metrics,
         dry_run: false,
+        state: std::sync::Mutex::default(),
     }
 }
 
@@ -372,4 +373,37 @@ async fn postgres_notify_handles_new_users_at_once() {
     assert_eq!(events.lock().unwrap()[0]["username"], "fast_erin");
     cancel.cancel();
     task.await.unwrap();
+}
+
+/// A user whose id was taken before a later one's but who committed after
+/// it is still handled (the poll looks again just below its watermark),
+/// and nobody is handled twice.
+#[tokio::test]
+async fn late_commits_below_the_watermark_are_not_missed() {
+    let db = airflow_db(Dialect::Sqlite, "3.1.8").await;
+    let (hook, events) = webhook_sink().await;
+    let ic = interceptor(&db, settings(&hook, false), Arc::new(Store::new(["t"])));
+    let start = ic.take_over().await.unwrap();
+    let insert = |id: i64, name: &str| {
+        format!(
+            "INSERT INTO ab_user (id, first_name, last_name, username, email, active, created_on, changed_on) \
+             VALUES ({id}, 'F', 'L', '{name}', '{name}@example.com', 1, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP);"
+        )
+    };
+    db.exec_script(&insert(start + 5, "late/five")).await;
+    let w = ic.poll(start).await.unwrap();
+    assert_eq!(w, start + 5);
+    // Id start+3 commits only now, below the watermark.
+    db.exec_script(&insert(start + 3, "late/three")).await;
+    let w = ic.poll(w).await.unwrap();
+    assert_eq!(w, start + 5);
+    let w = ic.poll(w).await.unwrap();
+    let names: Vec<String> = events
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|e| e["username"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["late_five", "late_three"], "each once");
+    assert_eq!(w, start + 5);
 }

@@ -153,10 +153,23 @@ async fn method_not_allowed() -> ApiError {
     )
 }
 
+/// The client for rate limiting: its address, or its /64 for IPv6 (one
+/// host usually owns a whole /64 and could rotate through it).
 fn client_ip(req: &Request) -> std::net::IpAddr {
-    req.extensions()
+    let ip = req
+        .extensions()
         .get::<ConnectInfo<super::server::Peer>>()
-        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.0.ip())
+        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.0.ip());
+    match ip {
+        std::net::IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            std::net::IpAddr::from([s[0], s[1], s[2], s[3], 0, 0, 0, 0])
+        }
+        std::net::IpAddr::V6(v6) => {
+            std::net::IpAddr::V4(v6.to_ipv4_mapped().unwrap_or([0, 0, 0, 0].into()))
+        }
+        v4 => v4,
+    }
 }
 
 /// Authenticates every request before routing; rate-limits failures.
@@ -205,13 +218,22 @@ async fn authenticate(State(s): State<AdminState>, mut req: Request, next: Next)
             );
         }
         Some(Credentials::Basic { username, password }) => {
-            match s.users.authenticate(&username, &password).await {
-                Ok(Some(user)) if user.has_role(&s.required_role) => Caller::User {
-                    id: user.id,
-                    username: user.username,
-                },
+            // Counted before the (slow) check, so parallel guesses cannot
+            // get past the limit; a success takes the count back.
+            s.limiter.fail(ip);
+            match s
+                .users
+                .authenticate(&username, &password, s.hash_method())
+                .await
+            {
+                Ok(Some(user)) if user.has_role(&s.required_role) => {
+                    s.limiter.forgive(ip);
+                    Caller::User {
+                        id: user.id,
+                        username: user.username,
+                    }
+                }
                 Ok(Some(_)) => {
-                    s.limiter.fail(ip);
                     return fail(
                         "forbidden_role",
                         StatusCode::FORBIDDEN,
@@ -219,14 +241,16 @@ async fn authenticate(State(s): State<AdminState>, mut req: Request, next: Next)
                     );
                 }
                 Ok(None) => {
-                    s.limiter.fail(ip);
                     return fail(
                         "bad_password",
                         StatusCode::UNAUTHORIZED,
                         "invalid credentials",
                     );
                 }
-                Err(e) => return ApiError::from(e).into_response(),
+                Err(e) => {
+                    s.limiter.forgive(ip);
+                    return ApiError::from(e).into_response();
+                }
             }
         }
     };

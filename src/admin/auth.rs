@@ -155,6 +155,14 @@ impl FailureLimiter {
             .is_some_and(|(start, n)| start.elapsed() < self.window && *n >= self.max)
     }
 
+    /// Takes back one counted attempt of `ip` (it succeeded).
+    pub fn forgive(&self, ip: IpAddr) {
+        let mut map = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(entry) = map.get_mut(&ip) {
+            entry.1 = entry.1.saturating_sub(1);
+        }
+    }
+
     /// Records a failure of `ip`.
     pub fn fail(&self, ip: IpAddr) {
         let mut map = self.clients.lock().unwrap_or_else(|p| p.into_inner());

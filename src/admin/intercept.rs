@@ -169,9 +169,40 @@ pub struct Interceptor {
     pub metrics: Arc<Store>,
     /// Change nothing, report what would change.
     pub dry_run: bool,
+    /// Users already handled near the watermark, and failures per user.
+    pub state: std::sync::Mutex<PollState>,
 }
 
+/// What the poll remembers between cycles.
+#[derive(Debug, Default)]
+pub struct PollState {
+    /// Ids handled (or given up on) within [`LOOKBACK`] of the watermark.
+    seen: std::collections::BTreeSet<i64>,
+    /// Consecutive failures per user id.
+    failures: std::collections::HashMap<i64, u32>,
+}
+
+/// Ids below the watermark that each poll looks at again: an insert whose
+/// id was taken before a later one's but committed after it is still
+/// seen. Handled ids are remembered, so nobody is processed twice.
+const LOOKBACK: i64 = 50;
+
+/// Failures after which a user is skipped (audited), so that one user the
+/// rules cannot handle does not stall interception.
+const MAX_FAILURES: u32 = 3;
+
 impl Interceptor {
+    fn remember(&self, id: i64) {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.seen.insert(id);
+        st.failures.remove(&id);
+    }
+
+    fn seen(&self, id: i64) -> bool {
+        let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.seen.contains(&id)
+    }
+
     /// Tries to become the acting replica.
     async fn try_lead(&self) -> Result<Option<Leader>, DbError> {
         Leader::try_acquire(&self.url, &self.database, LOCK_NAME).await
@@ -311,6 +342,13 @@ impl Interceptor {
         }
         .await;
         let (max, recent) = end(tx, res, false).await?;
+        {
+            // Users that existed before this replica acted belong to the
+            // previous leader (or predate windsock): only `catch_up` looks
+            // at them again.
+            let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            st.seen.extend((max - LOOKBACK).max(0)..=max);
+        }
         for id in recent {
             self.process(id).await?;
         }
@@ -320,20 +358,57 @@ impl Interceptor {
     /// Processes users above `watermark`; returns the new watermark.
     pub async fn poll(&self, mut watermark: i64) -> Result<i64, UserError> {
         loop {
+            let from = (watermark - LOOKBACK).max(0);
             let mut tx = self.users.begin().await?;
-            let res = UserStore::created_after(&mut tx, watermark, BATCH).await;
+            let res = UserStore::created_after(&mut tx, from, BATCH + LOOKBACK).await;
             let batch = end(tx, res, false).await?;
             self.metrics.set(
                 "windsock_intercept_last_poll_timestamp_seconds",
                 &[],
                 crate::metrics::now_unix(),
             );
-            let n = batch.len();
+            let full = batch.len() as i64 == BATCH + LOOKBACK;
             for u in batch {
-                self.process(u.id).await?;
-                watermark = u.id;
+                if self.seen(u.id) {
+                    watermark = watermark.max(u.id);
+                    continue;
+                }
+                match self.process(u.id).await {
+                    Ok(_) => self.remember(u.id),
+                    Err(e) => {
+                        let n = {
+                            let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                            let n = st.failures.entry(u.id).or_insert(0);
+                            *n += 1;
+                            *n
+                        };
+                        if n < MAX_FAILURES {
+                            warn!(user_id = u.id, error = %e, attempt = n, "Interception: a new user could not be handled; retrying next poll.");
+                            return Ok(watermark.min(u.id - 1).max(from));
+                        }
+                        warn!(
+                            target: "windsock::audit",
+                            actor = "intercept",
+                            user_id = u.id,
+                            error = %e,
+                            "Interception: giving up on a new user after repeated failures."
+                        );
+                        self.metrics.add(
+                            "windsock_intercept_actions",
+                            &[("rule", "pipeline"), ("outcome", "gave_up")],
+                            1.0,
+                        );
+                        self.remember(u.id);
+                    }
+                }
+                watermark = watermark.max(u.id);
             }
-            if n < BATCH as usize {
+            {
+                let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                let keep = watermark - 2 * LOOKBACK;
+                st.seen.retain(|&id| id >= keep);
+            }
+            if !full {
                 return Ok(watermark);
             }
         }
@@ -346,6 +421,7 @@ impl Interceptor {
         let Some((user, original, mut actions)) = end(tx, res, !self.dry_run).await? else {
             return Ok(Vec::new());
         };
+        self.remember(id);
         self.metrics.add("windsock_intercept_users", &[], 1.0);
         for rule in &self.rules {
             if let Rule::Webhook { url, timeout } = rule {

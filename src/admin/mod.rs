@@ -105,6 +105,7 @@ pub fn build(config: &ValidatedConfig, metrics: &Arc<Store>) -> Result<Option<Ad
             settings: a.intercept.clone(),
             metrics: metrics.clone(),
             dry_run: a.dry_run,
+            state: std::sync::Mutex::default(),
         })
     } else {
         None

@@ -94,7 +94,7 @@ pub struct RoleRef {
 }
 
 /// A user in the shape of Airflow's own user API.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Clone, PartialEq, Serialize)]
 pub struct User {
     /// `ab_user.id` (not part of Airflow's schema; kept out of responses).
     #[serde(skip)]
@@ -124,6 +124,19 @@ pub struct User {
     /// The stored password hash (never serialized).
     #[serde(skip)]
     pub password_hash: Option<String>,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The password hash is never printed.
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("username", &self.username)
+            .field("email", &self.email)
+            .field("active", &self.active)
+            .field("roles", &self.roles)
+            .finish_non_exhaustive()
+    }
 }
 
 impl User {
@@ -829,23 +842,61 @@ impl UserStore {
     /// Checks basic-auth credentials the way FAB does: an active user found
     /// by FAB's case-insensitive rule (ambiguity fails), whose stored hash
     /// verifies. Returns the user, or `None`.
-    pub async fn authenticate(&self, username: &str, pw: &str) -> Result<Option<User>, UserError> {
+    pub async fn authenticate(
+        &self,
+        username: &str,
+        pw: &str,
+        method: Method,
+    ) -> Result<Option<User>, UserError> {
         let mut tx = self.db.begin().await?;
         let res = Self::login_candidates(&mut tx, username).await;
         let mut users = end(tx, res, false).await?;
-        if users.len() != 1 || !users[0].active {
-            // Spend the time a hash check takes, so the answer does not
-            // tell whether the user exists.
-            let _ = password::verify(&password::generate(Method::AIRFLOW_2, "x"), pw);
-            return Ok(None);
-        }
-        let user = users.remove(0);
-        let ok = user
-            .password_hash
-            .as_deref()
-            .is_some_and(|h| password::verify(h, pw).unwrap_or(false));
-        Ok(ok.then_some(user))
+        let (user, stored) = if users.len() == 1 && users[0].active {
+            let user = users.remove(0);
+            let stored = user.password_hash.clone().unwrap_or_default();
+            (Some(user), stored)
+        } else {
+            // Check against a dummy hash of the same method, so the answer
+            // takes as long whether or not the user exists.
+            (None, dummy_hash(method).to_owned())
+        };
+        let pw = pw.to_owned();
+        let ok = check_password(stored, pw).await;
+        Ok(user.filter(|_| ok))
     }
+}
+
+/// Password checks at once, at most: each is deliberately expensive
+/// (pbkdf2 260k rounds, scrypt 32 MiB), so they run on the blocking pool
+/// and never more than this many together.
+const MAX_HASHING: usize = 2;
+
+async fn check_password(stored: String, pw: String) -> bool {
+    static PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    let permits = PERMITS.get_or_init(|| tokio::sync::Semaphore::new(MAX_HASHING));
+    let Ok(_permit) = permits.acquire().await else {
+        return false;
+    };
+    tokio::task::spawn_blocking(move || password::verify(&stored, &pw).unwrap_or(false))
+        .await
+        .unwrap_or(false)
+}
+
+/// A hash of a random password in `method`, made once per method.
+fn dummy_hash(method: Method) -> &'static str {
+    static V2: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    static V3: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let cell = if method == Method::AIRFLOW_2 {
+        &V2
+    } else {
+        &V3
+    };
+    cell.get_or_init(|| {
+        let random: String = (0..24)
+            .map(|_| char::from(b'a' + rand::random::<u8>() % 26))
+            .collect();
+        password::generate(method, &random)
+    })
 }
 
 /// Ends a transaction: commits when `res` is Ok and `commit` is set,

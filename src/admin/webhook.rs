@@ -30,16 +30,23 @@ pub async fn post_json(
         message: m,
     };
     let fut = async {
-        let port = url.port_or_known_default().unwrap_or(80);
-        let tcp = TcpStream::connect((host.as_str(), port))
+        let addrs = url
+            .socket_addrs(|| None)
+            .map_err(|e| err(format!("resolve: {e}")))?;
+        let tcp = TcpStream::connect(&*addrs)
             .await
             .map_err(|e| err(format!("connect: {e}")))?;
+        // Host header: with the port when it is not the scheme's default.
+        let host_header = match url.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.clone(),
+        };
         let path = match url.query() {
             Some(q) => format!("{}?{q}", url.path()),
             None => url.path().to_owned(),
         };
         let req = hyper::Request::post(path)
-            .header(hyper::header::HOST, host.as_str())
+            .header(hyper::header::HOST, host_header.as_str())
             .header(hyper::header::CONTENT_TYPE, "application/json")
             .header(
                 hyper::header::USER_AGENT,
@@ -57,8 +64,9 @@ pub async fn post_json(
             .map_err(|e| err(e.to_string()))?
             .with_root_certificates(roots)
             .with_no_client_auth();
-            let name = rustls::pki_types::ServerName::try_from(host.clone())
-                .map_err(|e| err(e.to_string()))?;
+            let name =
+                rustls::pki_types::ServerName::try_from(host.trim_matches(['[', ']']).to_owned())
+                    .map_err(|e| err(e.to_string()))?;
             let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
                 .connect(name, tcp)
                 .await

@@ -159,7 +159,7 @@ pub enum ExportFormat {
     Csv,
     /// gzip-compressed JSON Lines (`.jsonl.gz`).
     Jsonl,
-    /// Parquet (Glue mode only).
+    /// Parquet, Snappy-compressed (`.parquet`).
     Parquet,
 }
 

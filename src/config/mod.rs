@@ -481,6 +481,12 @@ impl Settings {
                         "must differ from server.listen: the admin API gets its own listener",
                     ));
                 }
+                if a.auth.basic && a.tls.is_none() && !addr.ip().is_loopback() {
+                    return Err(ConfigError::key(
+                        "admin.auth.basic",
+                        "basic auth sends Airflow passwords: configure [admin.tls] or listen on loopback",
+                    ));
+                }
                 if a.auth.tokens.is_empty() && !a.auth.basic {
                     return Err(ConfigError::key(
                         "admin.auth",
@@ -633,6 +639,12 @@ impl Settings {
                 "interval and window must be greater than zero",
             ));
         }
+        if !e.window.as_secs().is_multiple_of(86_400) {
+            return Err(ConfigError::key(
+                "export.window",
+                "must be whole days (1d, 2d, ...): exports are partitioned by export_date",
+            ));
+        }
         if e.page_rows == 0 || e.page_rows > 100_000 {
             return Err(ConfigError::key(
                 "export.page_rows",
@@ -643,12 +655,6 @@ impl Settings {
         crate::export::local_root(&e.to)
             .map_err(|m| ConfigError::key("export.to", m.to_string()))?;
         match e.mode {
-            ExportMode::Direct if e.format == ExportFormat::Parquet => {
-                return Err(ConfigError::key(
-                    "export.format",
-                    "parquet is written by the Glue job; direct mode writes csv or jsonl",
-                ));
-            }
             ExportMode::Direct => {}
             ExportMode::Glue => {
                 if !cfg!(feature = "aws") {
@@ -661,6 +667,12 @@ impl Settings {
                     return Err(ConfigError::key(
                         "export.to",
                         "Glue mode writes to s3://bucket/prefix",
+                    ));
+                }
+                if self.targets.len() > 1 {
+                    return Err(ConfigError::key(
+                        "export.mode",
+                        "Glue mode manages one connection and one job: use one windsock configuration per environment",
                     ));
                 }
                 let g = &e.glue;
@@ -913,6 +925,8 @@ mod tests {
         let v = s.validate().unwrap();
         assert_eq!(v.targets[0].url.password(), Some("from-file-secret"));
         let debug = format!("{v:?}");
-        assert!(!debug.contains("secret"), "{debug}");
+        for secret in ["from-file-secret", "in-url-secret"] {
+            assert!(!debug.contains(secret), "{debug}");
+        }
     }
 }

@@ -30,6 +30,24 @@ pub fn pg_key(name: &str) -> i64 {
     h as i64
 }
 
+/// MySQL's `GET_LOCK` names are server-wide and at most 64 characters:
+/// the database name is added (two Airflow databases on one server are two
+/// locks) and a long name is replaced by its hash.
+pub fn mysql_name(name: &str, url: &DbUrl) -> String {
+    let db = url
+        .server_url()
+        .map(|u| u.path().trim_start_matches('/').to_owned())
+        .unwrap_or_default();
+    let full = format!("{name}@{db}");
+    if full.len() <= 64 {
+        return full;
+    }
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(full.as_bytes());
+    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    format!("windsock:{hex}")
+}
+
 impl Leader {
     /// Takes the lock `name` if no other session holds it.
     pub async fn try_acquire(
@@ -68,7 +86,7 @@ impl Leader {
                     .await
                     .map_err(conn_err)?;
                 let got: (Option<i64>,) = sqlx::query_as("SELECT GET_LOCK(?, 0)")
-                    .bind(name)
+                    .bind(mysql_name(name, url))
                     .fetch_one(&mut c)
                     .await
                     .map_err(conn_err)?;
@@ -107,6 +125,22 @@ impl Leader {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn mysql_names_are_per_database_and_short() {
+        let a = super::DbUrl::parse("mysql://root@db:3306/airflow_prod").unwrap();
+        let b = super::DbUrl::parse("mysql://root@db:3306/airflow_staging").unwrap();
+        assert_eq!(
+            super::mysql_name("windsock.intercept", &a),
+            "windsock.intercept@airflow_prod"
+        );
+        assert_ne!(
+            super::mysql_name("windsock.intercept", &a),
+            super::mysql_name("windsock.intercept", &b)
+        );
+        let long = super::mysql_name(&"windsock.export.".repeat(8), &a);
+        assert!(long.len() <= 64 && long.starts_with("windsock:"), "{long}");
+    }
+
     #[test]
     fn keys_differ_per_name() {
         assert_ne!(

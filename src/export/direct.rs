@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 use super::encode::RowWriter;
+use super::parquet::ParquetWriter;
 use super::sink::Sink;
 use super::{EXCLUDED, TableResult, TableSpec, Window, spec_for};
 use crate::airflow::Schema;
@@ -189,6 +190,37 @@ pub async fn export(
     out
 }
 
+type Out = std::io::BufWriter<std::fs::File>;
+
+/// A table's file being written, in the chosen format.
+enum TableWriter {
+    Text(RowWriter<Out>),
+    Parquet(ParquetWriter<Out>),
+}
+
+impl TableWriter {
+    fn write_page(&mut self, rows: &[Vec<Cell>]) -> std::io::Result<()> {
+        match self {
+            TableWriter::Text(w) => rows.iter().try_for_each(|r| w.write(r)),
+            TableWriter::Parquet(w) => w.write_page(rows),
+        }
+    }
+
+    fn rows(&self) -> u64 {
+        match self {
+            TableWriter::Text(w) => w.rows(),
+            TableWriter::Parquet(w) => w.rows(),
+        }
+    }
+
+    fn finish(self) -> std::io::Result<Out> {
+        match self {
+            TableWriter::Text(w) => w.finish(),
+            TableWriter::Parquet(w) => w.finish(),
+        }
+    }
+}
+
 /// Why one table could not be exported.
 #[derive(Debug, thiserror::Error)]
 pub enum TableError {
@@ -224,10 +256,19 @@ async fn export_table(
         .collect::<Result<_, _>>()?;
     let select: Vec<String> = cols.iter().map(|(c, t)| select_expr(d, c, t)).collect();
     let names: Vec<String> = cols.iter().map(|(c, _)| c.clone()).collect();
-    let file = sink.create_part(&spec.table, opts.format.extension())?;
-    let mut writer = RowWriter::new(std::io::BufWriter::new(file), opts.format, names)?;
+    let file = std::io::BufWriter::new(sink.create_part(&spec.table, opts.format.extension())?);
+    let mut writer = match opts.format {
+        ExportFormat::Parquet => TableWriter::Parquet(ParquetWriter::new(file, &cols)?),
+        f => TableWriter::Text(RowWriter::new(file, f, names)?),
+    };
     let mut last: Option<Vec<String>> = None;
-    let mut page = opts.page_rows.max(1);
+    // Serialized DAGs are large rows: start small, as docs/export.md says.
+    let mut page = if spec.table == "serialized_dag" {
+        opts.page_rows.min(50)
+    } else {
+        opts.page_rows
+    }
+    .max(1);
     loop {
         let mut binds = Vec::new();
         let mut conds = Vec::new();
@@ -273,8 +314,8 @@ async fn export_table(
         let mut bytes = 0usize;
         for r in &rows.rows {
             bytes += r.iter().map(cell_size).sum::<usize>();
-            writer.write(r)?;
         }
+        writer.write_page(&rows.rows)?;
         progress(writer.rows());
         if n < page {
             break;

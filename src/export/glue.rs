@@ -93,10 +93,12 @@ pub fn connection_input(
             ));
         }
     }
-    // The hash covers the password too (Glue never returns it), so a
-    // changed password updates the connection; only the hash is stored.
+    // The hash (kept in the description) leaves the password out: anyone
+    // who may read the connection could otherwise test guesses against
+    // it. Rotate passwords through `secret_id` (Secrets Manager).
     let canonical: Vec<String> = props
         .iter()
+        .filter(|(k, _)| *k != ConnectionPropertyKey::Password)
         .map(|(k, v)| format!("{}={v}", k.as_str()))
         .chain([
             format!("subnet={:?}", s.subnet_id),
@@ -415,6 +417,11 @@ pub async fn run(
         }
     };
     let schema = crate::airflow::detect(db, req.timeout).await?;
+    if s.secret_id.is_none() {
+        warn!(
+            "Glue: the connection stores the target's password; set export.glue.secret_id to rotate it through Secrets Manager."
+        );
+    }
     let connection = ensure_connection(&glue, s, url).await?;
     let script = upload_script(&s3c, &location).await?;
     let job = ensure_job(&glue, s, &script).await?;
@@ -478,10 +485,17 @@ pub async fn run(
     let body = s3::get(&s3c, &out.bucket, &key)
         .await
         .map_err(|e| ExportError::Glue(format!("reading the manifest: {e}")))?;
-    serde_json::from_slice(&body).map_err(|e| {
+    let manifest: Manifest = serde_json::from_slice(&body).map_err(|e| {
         ExportError::Glue(format!(
             "the manifest s3://{}/{key} is not valid: {e}",
             out.bucket
         ))
-    })
+    })?;
+    if manifest.run_id != run_id {
+        return Err(ExportError::Glue(format!(
+            "the manifest s3://{}/{key} is from run {}, not from this run ({run_id})",
+            out.bucket, manifest.run_id
+        )));
+    }
+    Ok(manifest)
 }

@@ -9,7 +9,7 @@
 //! looks complete.
 //!
 //! - [`direct`]: windsock reads the rows itself (the embedded default).
-//! - [`encode`]: gzip CSV and JSON Lines writers.
+//! - [`encode`]: gzip CSV and JSON Lines writers; [`parquet`]: Parquet.
 //! - [`sink`]: the local directory destination with atomic publication.
 
 use std::path::PathBuf;
@@ -27,6 +27,7 @@ pub mod direct;
 pub mod encode;
 #[cfg(feature = "aws")]
 pub mod glue;
+pub mod parquet;
 #[cfg(feature = "aws")]
 pub mod s3;
 pub mod sink;

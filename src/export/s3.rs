@@ -249,22 +249,43 @@ impl S3Sink {
         &self.staging
     }
 
-    /// Uploads a finished table.
+    /// Uploads a finished table, then removes objects of an earlier export
+    /// of this table and date that the new one did not overwrite.
     pub async fn publish_table(&self, table: &str) -> std::io::Result<String> {
         let rel = self.staging.table_dir(table);
+        let prefix = format!("{}/", self.url.key(&rel));
+        let mut written = Vec::new();
         for file in self.staging.staged_files(table)? {
             let name = file
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            upload_file(
-                &self.client,
-                &self.url.bucket,
-                &self.url.key(&format!("{rel}/{name}")),
-                &file,
-            )
-            .await?;
+            let key = self.url.key(&format!("{rel}/{name}"));
+            upload_file(&self.client, &self.url.bucket, &key, &file).await?;
+            written.push(key);
             let _ = std::fs::remove_file(&file);
+        }
+        let listed = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.url.bucket)
+            .prefix(&prefix)
+            .send()
+            .await
+            .map_err(|e| s3_err("ListObjectsV2", e))?;
+        for stale in listed
+            .contents()
+            .iter()
+            .filter_map(|o| o.key())
+            .filter(|k| !written.iter().any(|w| w == k))
+        {
+            self.client
+                .delete_object()
+                .bucket(&self.url.bucket)
+                .key(stale)
+                .send()
+                .await
+                .map_err(|e| s3_err("DeleteObject", e))?;
         }
         Ok(rel)
     }

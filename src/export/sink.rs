@@ -1,7 +1,7 @@
 //! The local-directory destination, published atomically.
 //!
 //! ```text
-//! <root>/.windsock-staging/<run_id>/...            while writing
+//! <root>/.windsock-staging/<env>/<run_id>/...      while writing
 //! <root>/<env>/<table>/export_date=D/part-00000.csv.gz   renamed into place per table
 //! <root>/<env>/_manifests/export_date=D/_manifest.json   removed first, written last
 //! ```
@@ -77,13 +77,15 @@ impl LocalSink {
             root: root.to_owned(),
             environment: environment.to_owned(),
             date: date.to_owned(),
-            staging: root.join(STAGING).join(run_id),
+            staging: root.join(STAGING).join(environment).join(run_id),
         };
         match std::fs::remove_file(sink.manifest_path()) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
             _ => {}
         }
-        let _ = std::fs::remove_dir_all(root.join(STAGING));
+        // Stale areas of this environment only: other environments may be
+        // exporting into the same root right now.
+        let _ = std::fs::remove_dir_all(root.join(STAGING).join(environment));
         std::fs::create_dir_all(&sink.staging)?;
         Ok(sink)
     }
@@ -153,6 +155,7 @@ impl LocalSink {
         let _ = std::fs::remove_dir_all(&self.staging);
         // Leaves no empty staging directory behind (fails harmlessly if
         // another run's area is there).
+        let _ = std::fs::remove_dir(self.root.join(STAGING).join(&self.environment));
         let _ = std::fs::remove_dir(self.root.join(STAGING));
         Ok(path)
     }
