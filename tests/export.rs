@@ -586,6 +586,8 @@ fn bad_export_settings_name_the_key() {
         ),
         ("[export]\nto = \"ftp://host/x\"\n", "export.to"),
         ("[report]\ns3 = \"/tmp/x\"\n", "report.s3"),
+        ("[export]\ncron = \"61 * * * *\"\n", "export.cron"),
+        ("[export]\nwindow = \"6h\"\n", "export.window"),
     ];
     for (i, (toml, key)) in cases.iter().enumerate() {
         let file = dir.join(format!("{i}.toml"));

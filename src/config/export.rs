@@ -14,10 +14,13 @@ pub struct ExportSettings {
     pub enabled: bool,
     /// `direct`: windsock reads and writes the rows itself.
     pub mode: ExportMode,
-    /// How often the scheduled export runs (UTC; the first run waits one
-    /// interval).
+    /// How often the scheduled export runs, at UTC multiples of it (the
+    /// first run waits for the next one).
     #[serde(with = "humantime_serde_compat")]
     pub interval: Duration,
+    /// A five-field cron expression in UTC (`30 2 * * *`), used instead of
+    /// `interval` when set.
+    pub cron: Option<String>,
     /// How much time one export covers, ending at the last whole interval
     /// boundary before now (with the defaults: yesterday, 00:00 to 24:00 UTC).
     #[serde(with = "humantime_serde_compat")]
@@ -120,6 +123,7 @@ impl Default for ExportSettings {
             enabled: false,
             mode: ExportMode::Direct,
             interval: Duration::from_secs(86_400),
+            cron: None,
             window: Duration::from_secs(86_400),
             format: ExportFormat::Csv,
             to: "./exports".to_owned(),

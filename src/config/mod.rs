@@ -639,6 +639,9 @@ impl Settings {
                 "interval and window must be greater than zero",
             ));
         }
+        if let Some(c) = &e.cron {
+            crate::export::cron::Cron::parse(c).map_err(|m| ConfigError::key("export.cron", m))?;
+        }
         if !e.window.as_secs().is_multiple_of(86_400) {
             return Err(ConfigError::key(
                 "export.window",

@@ -23,6 +23,7 @@ use crate::config::{ExportFormat, ExportMode};
 use crate::db::Db;
 use crate::metrics::Store;
 
+pub mod cron;
 pub mod direct;
 pub mod encode;
 #[cfg(feature = "aws")]
@@ -554,11 +555,21 @@ pub async fn schedule(
     cancel: tokio_util::sync::CancellationToken,
 ) {
     let every = settings.interval.as_secs().max(1);
+    let cron = settings
+        .cron
+        .as_deref()
+        .and_then(|c| cron::Cron::parse(c).ok());
     loop {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let wait = Duration::from_secs(every - now % every);
+        let wait = match &cron {
+            Some(c) => match c.next_after(now as i64) {
+                Some(next) => Duration::from_secs((next - now as i64).max(1) as u64),
+                None => return,
+            },
+            None => Duration::from_secs(every - now % every),
+        };
         tokio::select! {
             () = cancel.cancelled() => return,
             () = tokio::time::sleep(wait) => {}
