@@ -3,7 +3,8 @@
 //!
 //! # Layout
 //!
-//! - [`cli`]: the command line (`run`, `check`, `config validate`, `demo`).
+//! - [`cli`]: the command line (`run`, `check`, `report`, `config validate`,
+//!   `demo`, `bench`, `export run`, `admin hash-token`).
 //! - [`config`]: the strict, layered configuration (defaults < file < env).
 //! - [`db`]: connections to PostgreSQL, MySQL/MariaDB and SQLite: URL parsing
 //!   (SQLAlchemy forms included), redaction, read-only sessions with timeouts,
@@ -24,6 +25,10 @@
 //!   at `/api/v1/report`).
 //! - [`demo`]: builds a demo SQLite metadata DB from a real Airflow schema.
 //! - [`bench`]: the measurements of `windsock bench`.
+//! - [`export`]: exports of metadata tables (direct, or through AWS Glue).
+//! - [`admin`]: the admin API on Airflow's FAB users and the interception of
+//!   new users (the only writes to the Airflow database).
+//! - [`digest`]: hex and SHA-256 helpers.
 //!
 //! Data flows one way: `runner` → `db` → `diagnostics` → `metrics::Store`
 //! → `http`. A scrape never touches the database.
@@ -41,6 +46,7 @@ pub mod daemon;
 pub mod db;
 pub mod demo;
 pub mod diagnostics;
+pub mod digest;
 pub mod docs;
 pub mod export;
 pub mod http;

@@ -26,8 +26,9 @@ fn main() -> ExitCode {
     runtime.block_on(dispatch(cli))
 }
 
-/// Loads and validates the config, adding `--db-url` as a single target.
-fn load(args: &TargetArgs) -> Result<ValidatedConfig, ExitCode> {
+/// Loads the config (file, env), adds `--db-url` as the single target and
+/// starts logging; not yet validated.
+fn load_settings(args: &TargetArgs) -> Result<Settings, ExitCode> {
     let mut settings = Settings::load(args.config.config.as_deref()).map_err(config_error)?;
     if let Some(url) = &args.db_url {
         settings.targets = vec![TargetSettings {
@@ -38,7 +39,12 @@ fn load(args: &TargetArgs) -> Result<ValidatedConfig, ExitCode> {
         }];
     }
     windsock::logging::init(&settings.log);
-    settings.validate().map_err(config_error)
+    Ok(settings)
+}
+
+/// Loads and validates the config, adding `--db-url` as a single target.
+fn load(args: &TargetArgs) -> Result<ValidatedConfig, ExitCode> {
+    load_settings(args)?.validate().map_err(config_error)
 }
 
 /// A missing target is a configuration error (64); the rest exit 1.
@@ -187,19 +193,11 @@ async fn dispatch(cli: Cli) -> ExitCode {
 
 /// `windsock export run`.
 async fn export_run(args: windsock::cli::ExportRunArgs) -> ExitCode {
-    let mut settings = match Settings::load(args.target.config.config.as_deref()) {
+    let mut settings = match load_settings(&args.target) {
         Ok(s) => s,
-        Err(e) => return config_error(e),
+        Err(code) => return code,
     };
-    windsock::logging::init(&settings.log);
-    if let Some(url) = &args.target.db_url {
-        settings.targets = vec![TargetSettings {
-            environment: args.target.environment.clone(),
-            url: url.clone(),
-            password_file: None,
-            password_env: None,
-        }];
-    } else if settings.targets.is_empty() {
+    if settings.targets.is_empty() {
         let path = std::path::PathBuf::from("windsock-demo.db");
         if !path.exists()
             && let Err(e) = windsock::demo::create(&path, 42).await

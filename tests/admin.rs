@@ -15,7 +15,6 @@ use base64::Engine as _;
 use common::fab::{add_user, airflow_db};
 use common::{TestDb, fast_settings};
 use serde_json::{Value, json};
-use sqlx::Connection as _;
 use tower::ServiceExt as _;
 use windsock::admin::api::{AdminState, router};
 use windsock::admin::auth::{FailureLimiter, Tokens, hash_token};
@@ -145,30 +144,12 @@ fn roles(v: &Value) -> Vec<String> {
 }
 
 async fn stored_hash(db: &TestDb, username: &str) -> String {
-    let sql = format!("SELECT password FROM ab_user WHERE username = '{username}'");
-    match db.dialect {
-        Dialect::Postgres => {
-            let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
-            sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-                .fetch_one(&mut c)
-                .await
-                .unwrap()
-        }
-        Dialect::MySql => {
-            let mut c = sqlx::MySqlConnection::connect(&db.url).await.unwrap();
-            sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-                .fetch_one(&mut c)
-                .await
-                .unwrap()
-        }
-        Dialect::Sqlite => {
-            let mut c = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
-            sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-                .fetch_one(&mut c)
-                .await
-                .unwrap()
-        }
-    }
+    let rows = db
+        .text_rows(&format!(
+            "SELECT password FROM ab_user WHERE username = '{username}'"
+        ))
+        .await;
+    rows[0][0].clone().unwrap()
 }
 
 /// The whole GET / search / PATCH / DELETE flow on one dialect and version.

@@ -58,8 +58,7 @@ impl AdminState {
     /// detection, pbkdf2-sha256 (which every werkzeug version verifies).
     fn hash_method(&self) -> super::password::Method {
         self.metrics
-            .target(&self.environment)
-            .and_then(|t| t.schema)
+            .schema(&self.environment)
             .map_or(super::password::Method::AIRFLOW_2, |s| {
                 super::password::Method::for_major(s.major)
             })

@@ -50,8 +50,7 @@ impl Caller {
 
 /// Hex SHA-256 of a token: what goes into `[[admin.auth.tokens]]`.
 pub fn hash_token(token: &str) -> String {
-    let digest = Sha256::digest(token.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    crate::digest::sha256_hex(token.as_bytes(), 32)
 }
 
 /// The configured tokens.

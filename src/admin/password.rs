@@ -5,9 +5,9 @@
 //! 3.1, FAB's default). The salt is used as its ASCII text, the digest is
 //! hex, scrypt derives 64 bytes. Comparison is constant-time.
 
-use std::fmt::Write as _;
-
 use hmac::Hmac;
+
+use crate::digest::hex;
 use rand::Rng as _;
 use subtle::ConstantTimeEq as _;
 
@@ -62,14 +62,6 @@ impl Method {
             Method::AIRFLOW_2
         }
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
 }
 
 fn derive(method: &str, salt: &str, password: &str) -> Result<Vec<u8>, HashError> {

@@ -42,10 +42,10 @@ pub fn mysql_name(name: &str, url: &DbUrl) -> String {
     if full.len() <= 64 {
         return full;
     }
-    use sha2::Digest as _;
-    let digest = sha2::Sha256::digest(full.as_bytes());
-    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
-    format!("windsock:{hex}")
+    format!(
+        "windsock:{}",
+        crate::digest::sha256_hex(full.as_bytes(), 16)
+    )
 }
 
 impl Leader {

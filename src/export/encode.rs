@@ -10,6 +10,7 @@ use flate2::write::GzEncoder;
 
 use crate::config::ExportFormat;
 use crate::db::Cell;
+use crate::digest::hex;
 
 /// Encodes rows of one table into a gzip stream.
 pub struct RowWriter<W: Write> {
@@ -109,14 +110,6 @@ fn csv_field(s: &str) -> String {
     } else {
         s.to_owned()
     }
-}
-
-fn hex(b: &[u8]) -> String {
-    let mut s = String::with_capacity(b.len() * 2);
-    for byte in b {
-        let _ = write!(s, "{byte:02x}");
-    }
-    s
 }
 
 #[cfg(test)]

@@ -17,7 +17,6 @@ use aws_sdk_glue::types::{
     JobCommand, JobRunState, JobUpdate, PhysicalConnectionRequirements, WorkerType,
 };
 use aws_smithy_types::error::display::DisplayErrorContext;
-use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
 use super::s3::{self, S3Url};
@@ -34,11 +33,7 @@ pub const SCRIPT: &str = include_str!("../../export/glue/windsock_export.py");
 const POLL_MIN: Duration = Duration::from_secs(1);
 
 fn hash16(text: &str) -> String {
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::digest::sha256_hex(text.as_bytes(), 8)
 }
 
 fn glue_err(op: &str, e: impl std::error::Error) -> ExportError {

@@ -14,6 +14,7 @@ use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::Type;
 
 use crate::db::Cell;
+use crate::digest::hex;
 
 /// The Parquet type of a column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,10 +38,6 @@ pub fn kind_of(ty: &str) -> Kind {
         "real" | "double" | "float" | "numeric" | "decimal" => Kind::Float,
         _ => Kind::Text,
     }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 fn err(e: impl std::fmt::Display) -> std::io::Error {

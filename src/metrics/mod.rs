@@ -211,6 +211,12 @@ impl Store {
         guard.values().all(|t| t.first_round_done)
     }
 
+    /// The detected schema of one target, without copying its state.
+    pub fn schema(&self, env: &str) -> Option<Arc<Schema>> {
+        let guard = self.targets.read().unwrap_or_else(|p| p.into_inner());
+        guard.get(env).and_then(|t| t.schema.clone())
+    }
+
     /// A copy of one target's state (for `check` and tests).
     pub fn target(&self, env: &str) -> Option<TargetState> {
         let guard = self.targets.read().unwrap_or_else(|p| p.into_inner());

@@ -79,31 +79,13 @@ async fn target_types(db: &TestDb, table: &str) -> std::collections::HashMap<Str
         ),
         Dialect::Sqlite => format!("SELECT name, type FROM pragma_table_info('{table}')"),
     };
-    let rows: Vec<(String, String)> = match db.dialect {
-        Dialect::Postgres => {
-            let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
-            sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .fetch_all(&mut c)
-                .await
-                .unwrap()
-        }
-        Dialect::MySql => {
-            let mut c = sqlx::MySqlConnection::connect(&db.url).await.unwrap();
-            sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .fetch_all(&mut c)
-                .await
-                .unwrap()
-        }
-        Dialect::Sqlite => {
-            let mut c = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
-            sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .fetch_all(&mut c)
-                .await
-                .unwrap()
-        }
-    };
-    rows.into_iter()
-        .map(|(c, t)| (c.to_ascii_lowercase(), t.to_ascii_lowercase()))
+    db.text_rows(&sql)
+        .await
+        .into_iter()
+        .map(|r| {
+            let text = |i: usize| r[i].clone().unwrap_or_default().to_ascii_lowercase();
+            (text(0), text(1))
+        })
         .collect()
 }
 

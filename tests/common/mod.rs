@@ -224,6 +224,39 @@ impl TestDb {
         }
     }
 
+    /// Rows of text columns from a query run with the admin connection
+    /// (cast the columns to text in the SQL where needed).
+    pub async fn text_rows(&self, sql: &str) -> Vec<Vec<Option<String>>> {
+        fn take<R: sqlx::Row>(rows: Vec<R>) -> Vec<Vec<Option<String>>>
+        where
+            for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+            usize: sqlx::ColumnIndex<R>,
+        {
+            rows.iter()
+                .map(|r| {
+                    (0..r.len())
+                        .map(|i| r.get::<Option<String>, _>(i))
+                        .collect()
+                })
+                .collect()
+        }
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        match self.dialect {
+            Dialect::Postgres => {
+                let mut c = sqlx::PgConnection::connect(&self.url).await.unwrap();
+                take(sqlx::query(sql).fetch_all(&mut c).await.unwrap())
+            }
+            Dialect::MySql => {
+                let mut c = sqlx::MySqlConnection::connect(&self.url).await.unwrap();
+                take(sqlx::query(sql).fetch_all(&mut c).await.unwrap())
+            }
+            Dialect::Sqlite => {
+                let mut c = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+                take(sqlx::query(sql).fetch_all(&mut c).await.unwrap())
+            }
+        }
+    }
+
     /// The windsock URL of this database.
     pub fn db_url(&self) -> DbUrl {
         DbUrl::parse(&self.url).unwrap()
