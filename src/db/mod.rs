@@ -125,9 +125,10 @@ pub enum Cell {
     Null,
     /// Integers and booleans.
     Int(i64),
-    /// Floating point and decimal numbers.
+    /// Floating point and decimal numbers, and timestamps and dates as UNIX
+    /// seconds (UTC).
     Float(f64),
-    /// Text.
+    /// Text, JSON as its text, uuids in their hyphenated form.
     Text(String),
     /// Binary data.
     Bytes(Vec<u8>),
@@ -186,6 +187,8 @@ enum Pool {
 pub struct Db {
     pool: Pool,
     url: Arc<str>,
+    /// What a failed connection explains: for SQLite, the file tried.
+    connect_hint: Arc<str>,
     statement_timeout: Duration,
     stats: Arc<QueryStats>,
 }
@@ -253,6 +256,11 @@ impl Db {
         };
         Ok(Db {
             pool,
+            connect_hint: url
+                .sqlite_path()
+                .map(sqlite_hint)
+                .unwrap_or_default()
+                .into(),
             url: shown,
             statement_timeout: settings.statement_timeout,
             stats: Arc::new(QueryStats::default()),
@@ -410,7 +418,7 @@ impl Db {
     fn connect_error(&self, e: sqlx::Error) -> DbError {
         DbError::Connect {
             url: self.url.to_string(),
-            message: url::redact(&e.to_string()),
+            message: format!("{}{}", url::redact(&e.to_string()), self.connect_hint),
         }
     }
 
@@ -418,6 +426,23 @@ impl Db {
     pub async fn ping(&self, timeout: Duration) -> Result<(), DbError> {
         self.query("SELECT 1", timeout).await.map(|_| ())
     }
+}
+
+/// Names the file a SQLite URL resolves to, and whether it exists: a
+/// relative `sqlite:///airflow.db` depends on the working directory.
+fn sqlite_hint(path: &std::path::Path) -> String {
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    let exists = if abs.exists() {
+        ""
+    } else {
+        ", which does not exist"
+    };
+    let relative = if path.is_relative() {
+        " (the URL's path is relative to the working directory)"
+    } else {
+        ""
+    };
+    format!(" (SQLite file {}{exists}{relative})", abs.display())
 }
 
 fn bind_all<'q, DB: sqlx::Database>(
@@ -564,6 +589,7 @@ fn decode_err(column: &str, message: impl Into<String>) -> DbError {
 }
 
 pub(super) fn decode_pg(row: &sqlx::postgres::PgRow) -> Result<Vec<Cell>, DbError> {
+    use sqlx::types::chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
     let mut cells = Vec::with_capacity(row.len());
     for (i, col) in row.columns().iter().enumerate() {
         let raw = row
@@ -598,13 +624,34 @@ pub(super) fn decode_pg(row: &sqlx::postgres::PgRow) -> Result<Vec<Cell>, DbErro
                 Cell::Text(row.try_get::<String, _>(i).map_err(get)?)
             }
             "BYTEA" => Cell::Bytes(row.try_get::<Vec<u8>, _>(i).map_err(get)?),
+            // Airflow 3's ids (serialized_dag.id, task_instance.id, ...).
+            "UUID" => Cell::Text(
+                row.try_get::<sqlx::types::Uuid, _>(i)
+                    .map_err(get)?
+                    .hyphenated()
+                    .to_string(),
+            ),
+            // serialized_dag.data is `json`, dag_run.conf (3.x) `jsonb`: the
+            // text as stored (json), or after jsonb's format-version byte.
+            "JSON" | "JSONB" => Cell::Text(json_text(
+                &row.try_get_unchecked::<Vec<u8>, _>(i).map_err(get)?,
+                ty == "JSONB",
+            )),
+            "TIMESTAMPTZ" => Cell::Float(unix(
+                row.try_get::<DateTime<Utc>, _>(i).map_err(get)?.naive_utc(),
+            )),
+            // Airflow writes UTC into its few naive columns (2.x
+            // task_instance.trigger_timeout).
+            "TIMESTAMP" => Cell::Float(unix(row.try_get::<NaiveDateTime, _>(i).map_err(get)?)),
+            "DATE" => Cell::Float(unix(
+                row.try_get::<NaiveDate, _>(i)
+                    .map_err(get)?
+                    .and_time(Default::default()),
+            )),
             other => {
                 return Err(decode_err(
                     col.name(),
-                    format!(
-                        "unsupported type {other}; cast it to a number or text \
-                         (timestamps: EXTRACT(EPOCH FROM col))"
-                    ),
+                    format!("unsupported type {other}; cast it to a number or text"),
                 ));
             }
         });
@@ -612,7 +659,24 @@ pub(super) fn decode_pg(row: &sqlx::postgres::PgRow) -> Result<Vec<Cell>, DbErro
     Ok(cells)
 }
 
+/// A timestamp read as UTC, as UNIX seconds.
+fn unix(t: sqlx::types::chrono::NaiveDateTime) -> f64 {
+    let utc = t.and_utc();
+    utc.timestamp() as f64 + f64::from(utc.timestamp_subsec_micros()) / 1e6
+}
+
+/// The text of a PostgreSQL `json` (binary format: the text) or `jsonb`
+/// (binary format: version byte 1, then the text) value.
+fn json_text(bytes: &[u8], jsonb: bool) -> String {
+    let text = match bytes.split_first() {
+        Some((1, rest)) if jsonb => rest,
+        _ => bytes,
+    };
+    String::from_utf8_lossy(text).into_owned()
+}
+
 pub(super) fn decode_mysql(row: &sqlx::mysql::MySqlRow) -> Result<Vec<Cell>, DbError> {
+    use sqlx::types::chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
     let mut cells = Vec::with_capacity(row.len());
     for (i, col) in row.columns().iter().enumerate() {
         let raw = row
@@ -646,13 +710,21 @@ pub(super) fn decode_mysql(row: &sqlx::mysql::MySqlRow) -> Result<Vec<Cell>, DbE
             "BLOB" | "TINYBLOB" | "MEDIUMBLOB" | "LONGBLOB" | "VARBINARY" | "BINARY" => {
                 Cell::Bytes(row.try_get_unchecked::<Vec<u8>, _>(i).map_err(get)?)
             }
+            // TIMESTAMP(6) is read in the session's +00:00 zone; Airflow
+            // writes UTC into its DATETIME columns too.
+            "TIMESTAMP" => Cell::Float(unix(
+                row.try_get::<DateTime<Utc>, _>(i).map_err(get)?.naive_utc(),
+            )),
+            "DATETIME" => Cell::Float(unix(row.try_get::<NaiveDateTime, _>(i).map_err(get)?)),
+            "DATE" => Cell::Float(unix(
+                row.try_get::<NaiveDate, _>(i)
+                    .map_err(get)?
+                    .and_time(Default::default()),
+            )),
             other => {
                 return Err(decode_err(
                     col.name(),
-                    format!(
-                        "unsupported type {other}; cast it to a number or text \
-                         (timestamps: UNIX_TIMESTAMP(col))"
-                    ),
+                    format!("unsupported type {other}; cast it to a number or text"),
                 ));
             }
         });
