@@ -67,8 +67,13 @@ pub async fn report(
     ))
 }
 
-/// Runs the check, writing the report to `out`.
-pub async fn run(config: &ValidatedConfig, out: &mut String) -> Result<Outcome, DaemonError> {
+/// Runs the check, writing the report to `out`, with at most `samples`
+/// series per family (0: all).
+pub async fn run(
+    config: &ValidatedConfig,
+    samples: usize,
+    out: &mut String,
+) -> Result<Outcome, DaemonError> {
     let store = Arc::new(Store::new(
         config.targets.iter().map(|t| t.environment.as_str()),
     ));
@@ -117,34 +122,14 @@ pub async fn run(config: &ValidatedConfig, out: &mut String) -> Result<Outcome, 
                         .target(&r.environment)
                         .and_then(|t| t.diagnostics.get(name.as_ref()).map(|d| d.duration_seconds))
                         .unwrap_or(0.0);
-                    let samples: usize = o.families.iter().map(|f| f.samples.len()).sum();
+                    let series: usize = o.families.iter().map(|f| f.samples.len()).sum();
                     let _ = writeln!(
                         out,
-                        "    ok      {name:<28} {:>7.1} ms  {} rows, {samples} series",
+                        "    ok      {name:<28} {:>7.1} ms  {} rows, {series} series",
                         secs * 1000.0,
                         o.rows
                     );
-                    for f in &o.families {
-                        for (labels, v) in f.samples.iter().take(8) {
-                            let pairs: Vec<String> = f
-                                .label_names
-                                .iter()
-                                .zip(labels)
-                                .map(|(k, v)| format!("{k}=\"{v}\""))
-                                .collect();
-                            let shown = if f.spec.seconds_since {
-                                crate::metrics::now_unix() - v
-                            } else {
-                                *v
-                            };
-                            let _ = writeln!(
-                                out,
-                                "              {}{{{}}} {shown}",
-                                f.spec.name,
-                                pairs.join(",")
-                            );
-                        }
-                    }
+                    print_families(out, &o.families, samples);
                 }
                 RunResult::Skipped(why) => {
                     let _ = writeln!(out, "    skipped {name:<28} {why}");
@@ -160,4 +145,35 @@ pub async fn run(config: &ValidatedConfig, out: &mut String) -> Result<Outcome, 
         r.db.close().await;
     }
     Ok(outcome)
+}
+
+/// The series of each family under the name they are exposed as
+/// (`_total`, `_info`), at most `limit` each (0: all), saying how many more
+/// there are.
+fn print_families(out: &mut String, families: &[crate::diagnostics::Family], limit: usize) {
+    let limit = if limit == 0 { usize::MAX } else { limit };
+    for f in families {
+        let name = crate::docs::exposed_name(&f.spec.name, f.spec.kind);
+        for (labels, v) in f.samples.iter().take(limit) {
+            let pairs: Vec<String> = f
+                .label_names
+                .iter()
+                .zip(labels)
+                .map(|(k, v)| format!("{k}=\"{v}\""))
+                .collect();
+            let shown = if f.spec.seconds_since {
+                crate::metrics::now_unix() - v
+            } else {
+                *v
+            };
+            let _ = writeln!(out, "              {name}{{{}}} {shown}", pairs.join(","));
+        }
+        if f.samples.len() > limit {
+            let _ = writeln!(
+                out,
+                "              {name}: {} more series (--samples 0 prints all)",
+                f.samples.len() - limit
+            );
+        }
+    }
 }

@@ -36,7 +36,7 @@ pub enum Command {
     ///
     /// Exit status: 0 when everything ran, 1 when some diagnostic failed,
     /// 69 when a database cannot be reached, 64 on a bad config.
-    Check(TargetArgs),
+    Check(CheckArgs),
     /// Run every diagnostic once and print the findings against the
     /// thresholds, grouped by category, with recommendations.
     ///
@@ -187,6 +187,18 @@ pub struct TargetArgs {
     /// The `environment` label for --db-url.
     #[arg(long, default_value = "default", value_name = "NAME")]
     pub environment: String,
+}
+
+/// `windsock check`
+#[derive(Debug, Args, Clone)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    /// Targets.
+    pub target: TargetArgs,
+    /// Series printed per metric family; the rest are counted. 0 prints
+    /// every series.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub samples: usize,
 }
 
 /// `windsock report`

@@ -82,12 +82,12 @@ async fn dispatch(cli: Cli) -> ExitCode {
             }
         }
         Command::Check(args) => {
-            let config = match load(&args) {
+            let config = match load(&args.target) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
             let mut report = String::new();
-            let res = windsock::check::run(&config, &mut report).await;
+            let res = windsock::check::run(&config, args.samples, &mut report).await;
             print!("{report}");
             match res {
                 Ok(outcome) => ExitCode::from(outcome.exit_code()),

@@ -95,8 +95,11 @@ impl TargetRunner {
         };
         let secs = started.elapsed().as_secs_f64();
         match res {
-            Ok(out) => {
+            Ok(mut out) => {
                 debug!(environment = %self.environment, diagnostic = %name, rows = out.rows, seconds = secs, "Diagnostic ran.");
+                // [cardinality]: DAG filters, dropped labels, top-N per
+                // family, applied before anything is published.
+                out.families = self.limits.apply(out.families);
                 self.store.set_up(&self.environment, true);
                 self.store.publish(
                     &self.environment,
