@@ -55,10 +55,23 @@ pub struct Thresholds {
     /// candidates before Airflow kills them when this is lower.
     #[serde(with = "humantime_serde_compat")]
     pub zombie_heartbeat_age: Duration,
-    /// A component (scheduler, triggerer, dag-processor) counts as alive when
-    /// its heartbeat is younger than this (Airflow's health check: 30 s).
+    /// A scheduler counts as alive when its job is running and heartbeated
+    /// within this: Airflow's `[scheduler] scheduler_health_check_threshold`
+    /// (30 s). Set it to your Airflow's value.
     #[serde(with = "humantime_serde_compat")]
-    pub component_alive: Duration,
+    pub scheduler_alive: Duration,
+    /// The same for a triggerer: `[triggerer] triggerer_health_check_threshold`
+    /// (30 s).
+    #[serde(with = "humantime_serde_compat")]
+    pub triggerer_alive: Duration,
+    /// The same for a dag-processor, which Airflow judges by its heartrate:
+    /// `[scheduler] job_heartbeat_sec` (5 s) times 2.1.
+    #[serde(with = "humantime_serde_compat")]
+    pub dag_processor_alive: Duration,
+    /// How long a component whose job ended (stopped, failed, or killed and
+    /// no longer heartbeating) stays visible per host, as not alive.
+    #[serde(with = "humantime_serde_compat")]
+    pub component_lookback: Duration,
     /// Serialized DAG size the report calls large (original: 5 MB).
     pub large_dag_bytes: u64,
     /// Serialized DAG size the report calls critical (original: 10 MB).
@@ -71,7 +84,10 @@ impl Default for Thresholds {
     fn default() -> Self {
         Thresholds {
             zombie_heartbeat_age: Duration::from_secs(300),
-            component_alive: Duration::from_secs(30),
+            scheduler_alive: Duration::from_secs(30),
+            triggerer_alive: Duration::from_secs(30),
+            dag_processor_alive: Duration::from_millis(10_500),
+            component_lookback: Duration::from_secs(86_400),
             large_dag_bytes: 5 * 1024 * 1024,
             critical_dag_bytes: 10 * 1024 * 1024,
             min_success_rate: 0.95,

@@ -735,6 +735,22 @@ impl Settings {
             ));
         }
         let t = &self.thresholds;
+        for (key, d) in [
+            ("thresholds.scheduler_alive", t.scheduler_alive),
+            ("thresholds.triggerer_alive", t.triggerer_alive),
+            ("thresholds.dag_processor_alive", t.dag_processor_alive),
+            ("thresholds.zombie_heartbeat_age", t.zombie_heartbeat_age),
+        ] {
+            if d.is_zero() {
+                return Err(ConfigError::key(key, "must be greater than zero"));
+            }
+            if d > t.component_lookback && key != "thresholds.zombie_heartbeat_age" {
+                return Err(ConfigError::key(
+                    key,
+                    "must not be longer than thresholds.component_lookback",
+                ));
+            }
+        }
         if !(0.0..=1.0).contains(&t.min_success_rate) {
             return Err(ConfigError::key(
                 "thresholds.min_success_rate",

@@ -1,13 +1,15 @@
 //! Serialized DAG size and complexity, compressed DAGs included.
 //!
-//! Every run reads only metadata: `dag_id`, `dag_hash` and the stored size
-//! of `data` + `data_compressed` (PostgreSQL `pg_column_size`, which does not
-//! de-TOAST the value). Payloads are read only for DAGs whose hash changed
+//! Every run reads only metadata: `dag_id`, `dag_hash`, whether the DAG is
+//! stored compressed, and the row key. Payloads are read only for DAGs whose hash changed
 //! since the previous run (or that windsock has not seen yet), at most
 //! [`FETCH_PER_RUN`] per run, in batches by primary key; compressed payloads
 //! (`data_compressed`, a zlib stream written when Airflow's
 //! `compress_serialized_dags` is on) are inflated in windsock, never in SQL.
-//! From a payload windsock takes the JSON size, the task count and the
+//! From a payload windsock takes the bytes Airflow stored (the JSON text in
+//! `data` plus the zlib stream in `data_compressed`: the same measure on
+//! every dialect, whatever the database's own TOAST or page compression
+//! makes of it), the JSON size after inflating, the task count and the
 //! operator of each task. Airflow 3 keeps one row per DAG version: the
 //! latest version is the one measured.
 //!
@@ -39,6 +41,7 @@ const MAX_OPERATORS: usize = 50;
 #[derive(Debug, Clone)]
 struct Parsed {
     hash: String,
+    stored_bytes: usize,
     json_bytes: usize,
     tasks: usize,
     operators: BTreeMap<String, usize>,
@@ -78,7 +81,7 @@ pub(super) fn sizes() -> DagSizes {
         metrics: vec![
             spec(
                 "airflow_serialized_dag_stored_bytes",
-                "Bytes the serialized DAG occupies in the metadata DB (data plus data_compressed, as stored)",
+                "Bytes Airflow stored for the serialized DAG: the JSON text in data plus the zlib stream in data_compressed (before any compression of the database's own)",
                 &["dag_id"],
             ),
             spec(
@@ -111,25 +114,12 @@ pub(super) fn sizes() -> DagSizes {
     }
 }
 
-fn stored_expr(dialect: Dialect) -> &'static str {
-    match dialect {
-        Dialect::Postgres => {
-            "COALESCE(pg_column_size(s.data), 0) + COALESCE(pg_column_size(s.data_compressed), 0)"
-        }
-        Dialect::MySql => "COALESCE(LENGTH(s.data), 0) + COALESCE(LENGTH(s.data_compressed), 0)",
-        Dialect::Sqlite => {
-            "COALESCE(LENGTH(CAST(s.data AS BLOB)), 0) + COALESCE(LENGTH(s.data_compressed), 0)"
-        }
-    }
-}
-
 /// The metadata query: one row per DAG (its latest version on Airflow 3).
 pub(super) fn metadata_sql(schema: &Schema) -> String {
-    let stored = stored_expr(schema.dialect);
     let compressed = "CASE WHEN s.data_compressed IS NULL THEN 0 ELSE 1 END";
     if schema.has(Capability::DagVersion) && schema.has_column("serialized_dag", "dag_version_id") {
         format!(
-            "SELECT s.dag_id AS dag_id, s.dag_hash AS dag_hash, {stored} AS stored, \
+            "SELECT s.dag_id AS dag_id, s.dag_hash AS dag_hash, \
                     {compressed} AS compressed, s.id AS row_id \
              FROM serialized_dag s \
              JOIN dag_version v ON v.id = s.dag_version_id \
@@ -138,7 +128,7 @@ pub(super) fn metadata_sql(schema: &Schema) -> String {
         )
     } else {
         format!(
-            "SELECT s.dag_id AS dag_id, s.dag_hash AS dag_hash, {stored} AS stored, \
+            "SELECT s.dag_id AS dag_id, s.dag_hash AS dag_hash, \
                     {compressed} AS compressed, s.dag_id AS row_id \
              FROM serialized_dag s"
         )
@@ -151,17 +141,34 @@ fn payload_sql(schema: &Schema, n: usize, ph: &dyn Fn(usize) -> String) -> Strin
     } else {
         "dag_id"
     };
-    let data = if schema.dialect == Dialect::Postgres {
-        "data::text"
-    } else {
-        "data"
-    };
-    let marks: Vec<String> = (1..=n).map(ph).collect();
+    let pg = schema.dialect == Dialect::Postgres;
+    // `json` keeps the text Airflow wrote; `::text` returns it as is.
+    let data = if pg { "data::text" } else { "data" };
+    let marks: Vec<String> = (1..=n)
+        .map(|i| match (pg, key) {
+            // Airflow 3's serialized_dag.id is a native uuid on PostgreSQL;
+            // a text parameter must be cast to compare with it (and keep the
+            // primary key usable).
+            (true, "id") => format!("CAST({} AS uuid)", ph(i)),
+            _ => ph(i),
+        })
+        .collect();
     format!(
         "SELECT {key} AS row_id, {data} AS data, data_compressed FROM serialized_dag \
          WHERE {key} IN ({})",
         marks.join(", ")
     )
+}
+
+/// Bytes Airflow stored: the `data` text (unless NULL) plus the
+/// `data_compressed` bytes.
+fn stored_bytes(data: &Cell, compressed: &Cell) -> usize {
+    let len = |c: &Cell| match c {
+        Cell::Text(t) => t.len(),
+        Cell::Bytes(b) => b.len(),
+        _ => 0,
+    };
+    len(data) + len(compressed)
 }
 
 /// The JSON text of a payload: `data` unless it is NULL or JSON `null`,
@@ -252,10 +259,9 @@ impl Diagnostic for DagSizes {
             meta.column(n)
                 .ok_or_else(|| DiagError::Mapping(format!("metadata column {n} missing")))
         };
-        let (c_dag, c_hash, c_stored, c_comp, c_row) = (
+        let (c_dag, c_hash, c_comp, c_row) = (
             col("dag_id")?,
             col("dag_hash")?,
-            col("stored")?,
             col("compressed")?,
             col("row_id")?,
         );
@@ -298,9 +304,11 @@ impl Diagnostic for DagSizes {
                 let Some((_, dag, hash)) = chunk.iter().find(|(i, _, _)| *i == id) else {
                     continue;
                 };
+                let stored = stored_bytes(&r[p_data], &r[p_comp]);
                 let parsed = payload_json(&r[p_data], &r[p_comp]).and_then(|json| {
                     parse(&json).map(|(tasks, operators)| Parsed {
                         hash: hash.clone(),
+                        stored_bytes: stored,
                         json_bytes: json.len(),
                         tasks,
                         operators,
@@ -333,9 +341,9 @@ impl Diagnostic for DagSizes {
         let mut operators: BTreeMap<String, usize> = BTreeMap::new();
         for r in &meta.rows {
             let dag = r[c_dag].as_label();
-            samples[0].push((vec![dag.clone()], r[c_stored].as_f64().unwrap_or(0.0)));
             samples[2].push((vec![dag.clone()], r[c_comp].as_f64().unwrap_or(0.0)));
             if let Some(p) = st.parsed.get(&dag) {
+                samples[0].push((vec![dag.clone()], p.stored_bytes as f64));
                 samples[1].push((vec![dag.clone()], p.json_bytes as f64));
                 samples[3].push((vec![dag.clone()], p.tasks as f64));
                 for (op, n) in &p.operators {

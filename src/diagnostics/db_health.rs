@@ -1,8 +1,12 @@
 //! Health of the metadata database itself, per dialect, from the catalogs
 //! and statistics views: never a `COUNT(*)` of a big table.
 //!
-//! - `db_tables`: size of every table (heap and indexes) and its row
-//!   estimate; PostgreSQL adds dead rows and the last (auto)vacuum and
+//! - `db_tables`: size of every table and its row estimate. `heap` is
+//!   the table's data including values stored out of line (PostgreSQL
+//!   `pg_table_size`: TOAST, free-space and visibility maps; InnoDB
+//!   `data_length`, which holds off-page BLOBs; SQLite overflow pages);
+//!   `index` its indexes (`pg_indexes_size`, InnoDB `index_length`: the
+//!   secondary indexes, the primary key being the data itself); PostgreSQL adds dead rows and the last (auto)vacuum and
 //!   (auto)analyze. Sources: `pg_stat_user_tables`; MySQL/MariaDB
 //!   `information_schema.TABLES`; SQLite `dbstat` (page sizes per table and
 //!   index; SQLite keeps no row statistics).
@@ -79,8 +83,8 @@ pub(super) fn tables() -> SqlDiagnostic {
 fn build_tables(schema: &Schema, _ctx: &Context) -> Result<String, Skip> {
     Ok(match schema.dialect {
         Dialect::Postgres => format!(
-            "SELECT relname AS table, pg_relation_size(relid) AS heap, \
-                    pg_total_relation_size(relid) - pg_relation_size(relid) AS index, \
+            "SELECT relname AS table, pg_table_size(relid) AS heap, \
+                    pg_indexes_size(relid) AS index, \
                     n_live_tup AS rows, n_dead_tup AS dead, \
                     {v} AS vacuumed, {a} AS analyzed \
              FROM pg_stat_user_tables WHERE schemaname = current_schema()",
@@ -200,18 +204,29 @@ fn build_activity(schema: &Schema, _ctx: &Context) -> Result<String, Skip> {
             w = count("wait_event_type = 'Lock'"),
             x = sql::epoch(Dialect::Postgres, "xact_start"),
         )),
+        // INNODB_TRX.trx_started is the server's *system* local time
+        // (whatever the session's time_zone), so its age is taken against
+        // the system clock; UNIX_TIMESTAMP(trx_started) would be off by the
+        // server's UTC offset. A transaction whose session sleeps is idle
+        // in transaction.
         Dialect::MySql => Ok(format!(
-            "SELECT {a} AS active, {i} AS idle, 0 AS idle_in_transaction, \
+            "SELECT {a} AS active, {i} - {t} AS idle, {t} AS idle_in_transaction, \
                     COUNT(*) - {a} - {i} AS other, \
                     (SELECT COUNT(*) FROM information_schema.INNODB_TRX \
                       WHERE trx_state = 'LOCK WAIT') AS waiting, \
-                    COALESCE((SELECT MIN(UNIX_TIMESTAMP(trx_started)) \
-                      FROM information_schema.INNODB_TRX \
-                      WHERE trx_mysql_thread_id <> CONNECTION_ID()), UNIX_TIMESTAMP()) AS oldest \
+                    UNIX_TIMESTAMP(NOW(6)) - COALESCE((SELECT MAX(TIMESTAMPDIFF(MICROSECOND, \
+                        trx_started, CONVERT_TZ(UTC_TIMESTAMP(6), '+00:00', 'SYSTEM'))) / 1e6 \
+                      FROM information_schema.INNODB_TRX WHERE trx_mysql_thread_id IN \
+                        (SELECT id FROM information_schema.PROCESSLIST \
+                          WHERE db = DATABASE() AND id <> CONNECTION_ID())), 0) AS oldest \
              FROM information_schema.PROCESSLIST \
              WHERE db = DATABASE() AND id <> CONNECTION_ID()",
             a = count("command NOT IN ('Sleep', 'Daemon')"),
             i = count("command = 'Sleep'"),
+            t = count(
+                "command = 'Sleep' AND id IN \
+                 (SELECT trx_mysql_thread_id FROM information_schema.INNODB_TRX)"
+            ),
         )),
         Dialect::Sqlite => Err(Skip::Dialect(Dialect::Sqlite)),
     }

@@ -90,13 +90,18 @@ impl RunState {
     }
 }
 
-/// A task instance of a finished run, compacted.
+/// A task instance (one map index) of a finished run, compacted.
 #[derive(Debug, Clone)]
 struct TaskRec {
     task: Arc<str>,
+    map_index: i64,
     state: Arc<str>,
     tries: u32,
+    /// Tries that failed, the final one included.
     failed_tries: u32,
+    /// Tries that followed a failed try (not clears or other bumps of
+    /// `try_number`).
+    retries: u32,
     start: Option<f64>,
     end: Option<f64>,
     duration: Option<f64>,
@@ -111,12 +116,19 @@ struct RunRec {
     run_id: String,
     state: RunState,
     scheduled: bool,
+    /// Cleared at least once (`clear_number > 0`): its start is the
+    /// re-run's, so it has no scheduling delay (Airflow's own
+    /// `_emit_true_scheduling_delay_stats_for_finished_state` skips it too).
+    cleared: bool,
     queued: Option<f64>,
     start: Option<f64>,
     end: Option<f64>,
     interval_end: Option<f64>,
     /// Task instances, read once the run is finished.
     tasks: Option<Vec<TaskRec>>,
+    /// The task instances counted at the run's previous completion, kept
+    /// while a cleared run runs again: only what changed since is counted.
+    counted_tasks: Option<Vec<TaskRec>>,
     /// Completion already counted in the counters.
     counted: bool,
     /// Completion observed by windsock whose task instances are still to be
@@ -156,6 +168,12 @@ struct State {
     last_success: BTreeMap<Arc<str>, f64>,
     /// DAGs whose latest success before the window was looked up.
     looked_up: HashSet<Arc<str>>,
+    /// Start and end of the task instances of the runs that are running,
+    /// read every cycle (those of finished runs are in their `tasks`).
+    live_tasks: Vec<(f64, Option<f64>)>,
+    /// Per deadline and DAG, the time from which a DAG that never
+    /// succeeded counts as late (fixed once, so its lateness grows).
+    never_succeeded_since: HashMap<(String, Arc<str>), f64>,
 }
 
 impl State {
@@ -212,10 +230,10 @@ pub(super) fn history(ctx: &Arc<Context>) -> History {
         g("airflow_dag_run_duration_window_seconds", "Duration of a DAG's runs finished in the window: p50, p95, max, mean", &["dag_id", "stat"]).merge(Aggregate::Max),
         g("airflow_dag_run_duration_trend_ratio", "Mean run duration in the recent half of the window divided by the older half's (above 1: slower)", &["dag_id"]).merge(Aggregate::Max),
         g("airflow_dag_last_success_timestamp_seconds", "UNIX time at which the DAG's latest successful run ended", &["dag_id"]).merge(Aggregate::Max),
-        g("airflow_dag_run_schedule_delay_window_seconds", "Delay from the end of a scheduled run's data interval to its start, over the window: p50, p95, max", &["dag_id", "stat"]).merge(Aggregate::Max),
+        g("airflow_dag_run_schedule_delay_window_seconds", "Delay from the end of a scheduled run's data interval to its start, over the window (cleared runs excluded, as Airflow does): p50, p95, max", &["dag_id", "stat"]).merge(Aggregate::Max),
         g("airflow_task_duration_window_seconds", "Duration of a task's successful tries in the window: p50, p95, max, stddev", &["dag_id", "task_id", "stat"]).merge(Aggregate::Max),
-        g("airflow_task_failed_tries_window", "Failed tries of a task in the window (earlier tries included)", &["dag_id", "task_id"]),
-        g("airflow_task_retries_window", "Retries (tries after the first) of a task in the window", &["dag_id", "task_id"]),
+        g("airflow_task_failed_tries_window", "Failed tries of a task in the window, over its map indexes (earlier tries included)", &["dag_id", "task_id"]),
+        g("airflow_task_retries_window", "Retries of a task in the window: tries that followed a failed try (clears and other try_number bumps are not retries)", &["dag_id", "task_id"]),
         g("airflow_task_retry_success_ratio", "Of a DAG's task instances that retried in the window, the share that finally succeeded (transient failures)", &["dag_id"]).merge(Aggregate::Max),
         g("airflow_dag_run_failure_cascades_window", "Runs of a DAG in the window in which three or more tasks failed", &["dag_id"]),
         g("airflow_concurrency_peak", "Peak number of DAG runs and task instances running at the same time, from their start and end timestamps, over the last hour and the window", &["kind", "period"]).merge(Aggregate::Max),
@@ -253,9 +271,17 @@ fn run_date_col(schema: &Schema) -> &'static str {
     }
 }
 
-fn run_columns(d: Dialect) -> String {
+fn run_columns(schema: &Schema) -> String {
+    let d = schema.dialect;
+    // Airflow 2.8 added clear_number: how often the run was cleared.
+    let cleared = if schema.has_column("dag_run", "clear_number") {
+        "clear_number"
+    } else {
+        "0"
+    };
     format!(
-        "id, dag_id, run_id, state, run_type, {q} AS q, {s} AS s, {e} AS e, {ie} AS ie",
+        "id, dag_id, run_id, state, run_type, {cleared} AS cleared, {q} AS q, {s} AS s, \
+         {e} AS e, {ie} AS ie",
         q = sql::epoch(d, "queued_at"),
         s = sql::epoch(d, "start_date"),
         e = sql::epoch(d, "end_date"),
@@ -269,38 +295,38 @@ fn run_columns(d: Dialect) -> String {
 mod q {
     use super::*;
 
-    pub(super) fn page(d: Dialect, before: Option<i64>) -> String {
+    pub(super) fn page(schema: &Schema, before: Option<i64>) -> String {
         let cond = before.map_or_else(String::new, |c| format!("WHERE id < {c}"));
         format!(
             "SELECT {} FROM dag_run {cond} ORDER BY id DESC LIMIT {PAGE}",
-            run_columns(d)
+            run_columns(schema)
         )
     }
 
     /// New runs, from the overlap below the watermark on (rows already
     /// known merge without being counted twice).
-    pub(super) fn new_runs(d: Dialect, watermark: i64) -> String {
+    pub(super) fn new_runs(schema: &Schema, watermark: i64) -> String {
         format!(
             "SELECT {} FROM dag_run WHERE id > {} ORDER BY id LIMIT {NEW_LIMIT}",
-            run_columns(d),
+            run_columns(schema),
             watermark - OVERLAP
         )
     }
 
     /// One subquery per state, so each uses its partial index.
-    pub(super) fn active_runs(d: Dialect) -> String {
-        let cols = run_columns(d);
+    pub(super) fn active_runs(schema: &Schema) -> String {
+        let cols = run_columns(schema);
         format!(
             "SELECT {cols} FROM dag_run WHERE state = 'queued' \
              UNION ALL SELECT {cols} FROM dag_run WHERE state = 'running'"
         )
     }
 
-    pub(super) fn runs_by_id(d: Dialect, ids: &[i64]) -> String {
+    pub(super) fn runs_by_id(schema: &Schema, ids: &[i64]) -> String {
         let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
         format!(
             "SELECT {} FROM dag_run WHERE id IN ({})",
-            run_columns(d),
+            run_columns(schema),
             ids.join(", ")
         )
     }
@@ -321,7 +347,7 @@ mod q {
 
     pub(super) fn task_instances(d: Dialect, cond: &str) -> String {
         format!(
-            "SELECT dag_id, run_id, task_id, state, try_number, {s} AS s, {e} AS e, \
+            "SELECT dag_id, run_id, task_id, map_index, state, try_number, {s} AS s, {e} AS e, \
                     duration, {q} AS q, pool, COALESCE(queue, '') AS queue \
              FROM task_instance WHERE {cond}",
             s = sql::epoch(d, "start_date"),
@@ -330,13 +356,24 @@ mod q {
         )
     }
 
-    /// Earlier failed tries: `task_fail` rows, or failed history rows.
+    /// Start and end of the task instances of running runs.
+    pub(super) fn live_tasks(d: Dialect, cond: &str) -> String {
+        format!(
+            "SELECT {s} AS s, {e} AS e FROM task_instance \
+             WHERE ({cond}) AND start_date IS NOT NULL",
+            s = sql::epoch(d, "start_date"),
+            e = sql::epoch(d, "end_date"),
+        )
+    }
+
+    /// Failed tries: every `task_fail` row, or the history rows (earlier
+    /// tries) that failed.
     pub(super) fn failed_tries(table: &str, cond: &str) -> String {
         if table == "task_fail" {
-            format!("SELECT dag_id, run_id, task_id FROM task_fail WHERE {cond}")
+            format!("SELECT dag_id, run_id, task_id, map_index FROM task_fail WHERE {cond}")
         } else {
             format!(
-                "SELECT dag_id, run_id, task_id FROM {table} \
+                "SELECT dag_id, run_id, task_id, map_index FROM {table} \
                  WHERE ({cond}) AND state IN ('failed', 'up_for_retry')"
             )
         }
@@ -434,6 +471,106 @@ fn peak(intervals: impl Iterator<Item = (f64, Option<f64>)>, from: f64, now: f64
     f64::from(max)
 }
 
+/// A task instance: dag, run, task, map index.
+type TiKey = (String, String, String, i64);
+
+/// Failed tries per task instance, as recorded by each source:
+/// `task_instance_history` rows of earlier tries that failed, and
+/// `task_fail` rows (Airflow 2.7-2.10; every failed try, the final one
+/// included, but not always: 2.10 writes some failures to one table and
+/// not the other).
+#[derive(Debug, Default, Clone, Copy)]
+struct Failures {
+    history: u32,
+    task_fail: u32,
+}
+
+/// Reads the failed tries of the runs in `cond` from every source the
+/// schema has.
+async fn read_failures(
+    db: &Db,
+    schema: &Schema,
+    cond: &str,
+    binds: &[String],
+    timeout: Duration,
+) -> Result<(HashMap<TiKey, Failures>, usize), DiagError> {
+    let mut out: HashMap<TiKey, Failures> = HashMap::new();
+    let mut read = 0;
+    for (table, present) in [
+        (
+            "task_instance_history",
+            schema.has(Capability::TaskInstanceHistory),
+        ),
+        ("task_fail", schema.has(Capability::TaskFail)),
+    ] {
+        if !present {
+            continue;
+        }
+        let rows = db
+            .query_bind(&q::failed_tries(table, cond), binds, timeout)
+            .await?;
+        read += rows.rows.len();
+        for r in &rows.rows {
+            let key = (
+                r[0].as_label(),
+                r[1].as_label(),
+                r[2].as_label(),
+                r[3].as_f64().unwrap_or(-1.0) as i64,
+            );
+            let e = out.entry(key).or_default();
+            match table {
+                "task_fail" => e.task_fail += 1,
+                _ => e.history += 1,
+            }
+        }
+    }
+    Ok((out, read))
+}
+
+/// One task instance row as a [`TaskRec`], with its failed tries
+/// reconciled: every earlier try that failed (history) plus the final one
+/// if it failed, or what `task_fail` holds if it holds more.
+fn task_rec(
+    st: &mut State,
+    tis: &Rows,
+    r: &[Cell],
+    failures: &HashMap<TiKey, Failures>,
+) -> Option<((String, String), TaskRec)> {
+    let c = |n: &str| tis.column(n).map(|i| &r[i]);
+    let (dag, run, task) = (
+        c("dag_id")?.as_label(),
+        c("run_id")?.as_label(),
+        c("task_id")?.as_label(),
+    );
+    let map_index = c("map_index").and_then(f).unwrap_or(-1.0) as i64;
+    let state = c("state").map(Cell::as_label).unwrap_or_default();
+    let (start, queued) = (c("s").and_then(f), c("q").and_then(f));
+    let known = failures
+        .get(&(dag.clone(), run.clone(), task.clone(), map_index))
+        .copied()
+        .unwrap_or_default();
+    let final_failed = u32::from(state == "failed");
+    let failed_tries = (known.history + final_failed).max(known.task_fail);
+    let rec = TaskRec {
+        task: st.intern(&task),
+        map_index,
+        state: st.intern(&state),
+        tries: c("try_number").and_then(f).map_or(0, |t| t.max(0.0) as u32),
+        failed_tries,
+        retries: failed_tries.saturating_sub(final_failed),
+        start,
+        end: c("e").and_then(f),
+        duration: c("duration").and_then(f),
+        queue_wait: match (start, queued) {
+            (Some(s), Some(q)) if s >= q => Some(s - q),
+            _ => None,
+        },
+        pool: st.intern(&c("pool").map(Cell::as_label).unwrap_or_default()),
+        queue: st.intern(&c("queue").map(Cell::as_label).unwrap_or_default()),
+    };
+    Some(((dag, run), rec))
+}
+
 impl History {
     fn parse_run(st: &mut State, rows: &Rows, r: &[Cell]) -> Option<(i64, RunRec)> {
         let col = |n: &str| rows.column(n);
@@ -446,11 +583,13 @@ impl History {
                 run_id: r[col("run_id")?].as_label(),
                 state: RunState::parse(&r[col("state")?].as_label()),
                 scheduled: r[col("run_type")?].as_label() == "scheduled",
+                cleared: r[col("cleared")?].as_f64().unwrap_or(0.0) > 0.0,
                 queued: f(&r[col("q")?]),
                 start: f(&r[col("s")?]),
                 end: f(&r[col("e")?]),
                 interval_end: f(&r[col("ie")?]),
                 tasks: None,
+                counted_tasks: None,
                 counted: false,
                 observed: false,
             },
@@ -459,7 +598,10 @@ impl History {
 
     /// Merges fetched runs into the state. Completions are counted only
     /// once the state is initialized (not for the window loaded at start).
-    fn merge(st: &mut State, rows: &Rows, initialized: bool) {
+    /// A run counts as created when its id is new: above `new_from`, the
+    /// floor of the ids this cycle reads as new (an old run that was cleared
+    /// and shows up among the active ones again is not a new run).
+    fn merge(st: &mut State, rows: &Rows, initialized: bool, new_from: i64) {
         for r in &rows.rows {
             let Some((id, mut rec)) = Self::parse_run(st, rows, r) else {
                 continue;
@@ -476,12 +618,15 @@ impl History {
                 continue;
             }
             if let Some(old) = st.runs.get(&id) {
-                // A cleared run starts over: forget its tasks and count its
-                // next completion again.
+                // A cleared run starts over: its next completion counts
+                // again, but only for the task instances that ran again.
                 let restarted = rec.state.active() && !old.state.active();
-                if !restarted {
+                if restarted {
+                    rec.counted_tasks = old.tasks.clone().or_else(|| old.counted_tasks.clone());
+                } else {
                     rec.counted = old.counted;
                     rec.observed = old.observed;
+                    rec.counted_tasks = old.counted_tasks.clone();
                     if rec.state == old.state {
                         rec.tasks = old.tasks.clone();
                     }
@@ -490,7 +635,7 @@ impl History {
                 // Finished before windsock looked: part of the window, but
                 // not a completion windsock observed.
                 rec.counted = !rec.state.active();
-            } else {
+            } else if id > new_from {
                 *st.run_creations.entry(rec.dag.clone()).or_insert(0) += 1;
             }
             if !rec.state.active() && !rec.counted && initialized {
@@ -515,7 +660,6 @@ impl History {
         schema: &Schema,
         timeout: Duration,
     ) -> Result<usize, DiagError> {
-        let d = schema.dialect;
         let now = now_unix();
         let window = self.ctx.window.as_secs_f64();
         let mut rows_read = 0;
@@ -528,10 +672,10 @@ impl History {
             // Walk back by primary key until the runs are older than the window.
             let mut cursor: Option<i64> = None;
             loop {
-                let rows = db.query(&q::page(d, cursor), timeout).await?;
+                let rows = db.query(&q::page(schema, cursor), timeout).await?;
                 rows_read += rows.rows.len();
                 let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-                Self::merge(&mut st, &rows, false);
+                Self::merge(&mut st, &rows, false, i64::MAX);
                 let oldest = rows
                     .rows
                     .last()
@@ -560,14 +704,16 @@ impl History {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .watermark;
-        let new = db.query(&q::new_runs(d, watermark), timeout).await?;
-        let active = db.query(&q::active_runs(d), timeout).await?;
+        let new = db.query(&q::new_runs(schema, watermark), timeout).await?;
+        let active = db.query(&q::active_runs(schema), timeout).await?;
         rows_read += new.rows.len() + active.rows.len();
         let was_active: Vec<i64> = {
             let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-            Self::merge(&mut st, &new, true);
+            // Ids below the overlap read are known or old: never new.
+            let new_from = watermark - OVERLAP;
+            Self::merge(&mut st, &new, true, new_from);
             let active_ids = ids(&active);
-            Self::merge(&mut st, &active, true);
+            Self::merge(&mut st, &active, true, new_from);
             st.runs
                 .iter()
                 .filter(|(id, r)| r.state.active() && !active_ids.contains(id))
@@ -575,10 +721,10 @@ impl History {
                 .collect()
         };
         for chunk in was_active.chunks(500) {
-            let rows = db.query(&q::runs_by_id(d, chunk), timeout).await?;
+            let rows = db.query(&q::runs_by_id(schema, chunk), timeout).await?;
             rows_read += rows.rows.len();
             let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-            Self::merge(&mut st, &rows, true);
+            Self::merge(&mut st, &rows, true, i64::MAX);
             // Deleted runs disappear.
             let seen = ids(&rows);
             for id in chunk {
@@ -611,7 +757,7 @@ impl History {
         st.evicted.retain(|id| *id > overlap_from);
     }
 
-    /// Reads the task instances (and earlier failed tries) of finished runs
+    /// Reads the task instances (and their failed tries) of finished runs
     /// that have none yet.
     async fn fetch_tasks(
         &self,
@@ -619,7 +765,6 @@ impl History {
         schema: &Schema,
         timeout: Duration,
     ) -> Result<usize, DiagError> {
-        let d = schema.dialect;
         let pending: Vec<(i64, String, String)> = {
             let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
             st.runs
@@ -627,13 +772,6 @@ impl History {
                 .filter(|(_, r)| !r.state.active() && r.tasks.is_none())
                 .map(|(id, r)| (*id, r.dag.to_string(), r.run_id.clone()))
                 .collect()
-        };
-        let history_table = if schema.has(Capability::TaskInstanceHistory) {
-            Some("task_instance_history")
-        } else if schema.has(Capability::TaskFail) {
-            Some("task_fail")
-        } else {
-            None
         };
         let mut rows_read = 0;
         for chunk in pending.chunks(RUN_BATCH) {
@@ -643,84 +781,91 @@ impl History {
                 .collect();
             let cond = q::run_cond(chunk.len(), &|n| db.placeholder(n));
             let tis = db
-                .query_bind(&q::task_instances(d, &cond), &binds, timeout)
+                .query_bind(&q::task_instances(schema.dialect, &cond), &binds, timeout)
                 .await?;
-            let failed_tries = match history_table {
-                Some(t) => Some(
-                    db.query_bind(&q::failed_tries(t, &cond), &binds, timeout)
-                        .await?,
-                ),
-                None => None,
-            };
-            rows_read += tis.rows.len() + failed_tries.as_ref().map_or(0, |r| r.rows.len());
-            // Earlier failed tries per (dag, run, task).
-            let mut earlier: HashMap<(String, String, String), u32> = HashMap::new();
-            if let Some(rows) = &failed_tries {
-                for r in &rows.rows {
-                    let key = (r[0].as_label(), r[1].as_label(), r[2].as_label());
-                    *earlier.entry(key).or_insert(0) += 1;
-                }
-            }
-            let uses_task_fail = history_table == Some("task_fail");
+            let (failures, read) = read_failures(db, schema, &cond, &binds, timeout).await?;
+            rows_read += tis.rows.len() + read;
             let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
             let mut by_run: HashMap<(String, String), Vec<TaskRec>> = HashMap::new();
             for r in &tis.rows {
-                let c = |n: &str| tis.column(n).map(|i| &r[i]);
-                let (Some(dag), Some(run), Some(task)) = (c("dag_id"), c("run_id"), c("task_id"))
-                else {
-                    continue;
-                };
-                let (dag, run, task) = (dag.as_label(), run.as_label(), task.as_label());
-                let state = c("state").map(Cell::as_label).unwrap_or_default();
-                let start = c("s").and_then(f);
-                let queued = c("q").and_then(f);
-                let prior = earlier
-                    .get(&(dag.clone(), run.clone(), task.clone()))
-                    .copied()
-                    .unwrap_or(0);
-                // task_fail also holds the final failed try; history does not.
-                let failed_tries = if uses_task_fail {
-                    prior
-                } else {
-                    prior + u32::from(state == "failed")
-                };
-                let rec = TaskRec {
-                    task: st.intern(&task),
-                    state: st.intern(&state),
-                    tries: c("try_number").and_then(f).map_or(0, |t| t.max(0.0) as u32),
-                    failed_tries,
-                    start,
-                    end: c("e").and_then(f),
-                    duration: c("duration").and_then(f),
-                    queue_wait: match (start, queued) {
-                        (Some(s), Some(q)) if s >= q => Some(s - q),
-                        _ => None,
-                    },
-                    pool: st.intern(&c("pool").map(Cell::as_label).unwrap_or_default()),
-                    queue: st.intern(&c("queue").map(Cell::as_label).unwrap_or_default()),
-                };
-                by_run.entry((dag, run)).or_default().push(rec);
+                if let Some((key, rec)) = task_rec(&mut st, &tis, r, &failures) {
+                    by_run.entry(key).or_default().push(rec);
+                }
             }
             for (id, dag, run) in chunk {
                 let tasks = by_run
                     .remove(&(dag.clone(), run.clone()))
                     .unwrap_or_default();
-                let observed = st.runs.get(id).is_some_and(|r| r.observed);
-                if observed {
-                    let dag_arc = st.intern(dag);
-                    for t in &tasks {
-                        *st.task_completions
-                            .entry((dag_arc.clone(), t.state.clone()))
-                            .or_insert(0) += 1;
-                    }
-                }
+                Self::count_task_completions(&mut st, *id, dag, &tasks);
                 if let Some(r) = st.runs.get_mut(id) {
                     r.tasks = Some(tasks);
                     r.observed = false;
+                    r.counted_tasks = None;
                 }
             }
         }
         Ok(rows_read)
+    }
+
+    /// Counts the task instances of a run whose completion windsock
+    /// observed; of a cleared run that completed again, only those that
+    /// ran again (another try or another final state than counted before).
+    fn count_task_completions(st: &mut State, id: i64, dag: &str, tasks: &[TaskRec]) {
+        let Some(run) = st.runs.get(&id).filter(|r| r.observed) else {
+            return;
+        };
+        let counted: HashSet<(Arc<str>, i64, u32, Arc<str>)> = run
+            .counted_tasks
+            .iter()
+            .flatten()
+            .map(|t| (t.task.clone(), t.map_index, t.tries, t.state.clone()))
+            .collect();
+        let dag = st.intern(dag);
+        for t in tasks {
+            if counted.contains(&(t.task.clone(), t.map_index, t.tries, t.state.clone())) {
+                continue;
+            }
+            *st.task_completions
+                .entry((dag.clone(), t.state.clone()))
+                .or_insert(0) += 1;
+        }
+    }
+
+    /// Reads the start and end of the task instances of running runs, for
+    /// the concurrency peak (a run's task instances are otherwise read when
+    /// it finishes). Bounded by the runs active now.
+    async fn fetch_live_tasks(
+        &self,
+        db: &Db,
+        schema: &Schema,
+        timeout: Duration,
+    ) -> Result<usize, DiagError> {
+        let running: Vec<(String, String)> = {
+            let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            st.runs
+                .values()
+                .filter(|r| r.state == RunState::Running)
+                .map(|r| (r.dag.to_string(), r.run_id.clone()))
+                .collect()
+        };
+        let mut live = Vec::new();
+        for chunk in running.chunks(RUN_BATCH) {
+            let binds: Vec<String> = chunk
+                .iter()
+                .flat_map(|(dag, run)| [dag.clone(), run.clone()])
+                .collect();
+            let cond = q::run_cond(chunk.len(), &|n| db.placeholder(n));
+            let rows = db
+                .query_bind(&q::live_tasks(schema.dialect, &cond), &binds, timeout)
+                .await?;
+            live.extend(rows.rows.iter().filter_map(|r| Some((f(&r[0])?, f(&r[1])))));
+        }
+        let read = live.len();
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .live_tasks = live;
+        Ok(read)
     }
 
     /// Audit-log events counted from the `log` primary key.
@@ -824,19 +969,21 @@ impl Diagnostic for History {
         let lit = |n: usize| format!("'x{n}'");
         let cond = q::run_cond(3, &lit);
         let mut out = vec![
-            q::page(d, None),
-            q::page(d, Some(1000)),
-            q::new_runs(d, 1000),
-            q::active_runs(d),
-            q::runs_by_id(d, &[1, 2, 3]),
+            q::page(schema, None),
+            q::page(schema, Some(1000)),
+            q::new_runs(schema, 1000),
+            q::active_runs(schema),
+            q::runs_by_id(schema, &[1, 2, 3]),
             q::task_instances(d, &cond),
+            q::live_tasks(d, &cond),
             q::LOG_START.to_owned(),
             q::log_events(1000),
             q::latest_successes(schema, 2, &lit),
         ];
         if schema.has(Capability::TaskInstanceHistory) {
             out.push(q::failed_tries("task_instance_history", &cond));
-        } else if schema.has(Capability::TaskFail) {
+        }
+        if schema.has(Capability::TaskFail) {
             out.push(q::failed_tries("task_fail", &cond));
         }
         out
@@ -845,6 +992,7 @@ impl Diagnostic for History {
     async fn run(&self, db: &Db, schema: &Schema, timeout: Duration) -> Result<Output, DiagError> {
         let mut rows = self.fetch_runs(db, schema, timeout).await?;
         rows += self.fetch_tasks(db, schema, timeout).await?;
+        rows += self.fetch_live_tasks(db, schema, timeout).await?;
         rows += self.fetch_log(db, timeout).await?;
         let deadline_dags = if self.ctx.deadlines.is_empty() {
             Vec::new()
@@ -873,8 +1021,10 @@ impl Diagnostic for History {
                 .await?;
             matching
         };
-        let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let families = self.compute(&st, &deadline_dags, now_unix());
+        let now = now_unix();
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        self.anchor_never_succeeded(&mut st, &deadline_dags, now);
+        let families = self.compute(&st, &deadline_dags, now);
         Ok(Output { families, rows })
     }
 }
@@ -923,8 +1073,8 @@ impl History {
                     acc.older.push(d)
                 }
             }
-            if let (true, Some(ie), Some(start)) =
-                (r.scheduled, r.interval_end, r.start.or(r.queued))
+            if let (true, false, Some(ie), Some(start)) =
+                (r.scheduled, r.cleared, r.interval_end, r.start.or(r.queued))
             {
                 acc.delays.push((start - ie).max(0.0));
             }
@@ -934,7 +1084,7 @@ impl History {
                     acc.cascades += 1;
                 }
                 for t in ts {
-                    if t.tries > 1 {
+                    if t.retries > 0 {
                         acc.retried += 1;
                         if &*t.state == "success" {
                             acc.retried_ok += 1;
@@ -942,7 +1092,7 @@ impl History {
                     }
                     let ta = tasks.entry((&r.dag, &t.task)).or_default();
                     ta.failed += t.failed_tries;
-                    ta.retries += t.tries.saturating_sub(1);
+                    ta.retries += t.retries;
                     if &*t.state == "success"
                         && let Some(d) = t.duration.or_else(|| Some(t.end? - t.start?))
                     {
@@ -1046,7 +1196,8 @@ impl History {
                     .values()
                     .filter_map(|r| r.tasks.as_ref())
                     .flatten()
-                    .filter_map(|t| Some((t.start?, Some(t.end?)))),
+                    .filter_map(|t| Some((t.start?, Some(t.end?))))
+                    .chain(st.live_tasks.iter().copied()),
                 from,
                 now,
             );
@@ -1079,14 +1230,46 @@ impl History {
     }
 }
 
+impl History {
+    /// Fixes, for each `max_age_since_success` deadline, the time from which
+    /// a DAG that never succeeded counts: its oldest run in the window, or
+    /// when windsock first saw it without a success. Forgotten once the DAG
+    /// succeeds.
+    fn anchor_never_succeeded(&self, st: &mut State, dags: &[String], now: f64) {
+        for dl in self
+            .ctx
+            .deadlines
+            .iter()
+            .filter(|d| d.max_age_since_success.is_some())
+        {
+            for dag in dags.iter().filter(|d| glob_match(&dl.dag_id, d)) {
+                let key = (dl.name.clone(), st.intern(dag));
+                if st.last_success.contains_key(dag.as_str()) {
+                    st.never_succeeded_since.remove(&key);
+                    continue;
+                }
+                let oldest_run = st
+                    .runs
+                    .values()
+                    .filter(|r| &*r.dag == dag.as_str())
+                    .filter_map(RunRec::time)
+                    .fold(now, f64::min);
+                st.never_succeeded_since.entry(key).or_insert(oldest_run);
+            }
+        }
+    }
+}
+
 /// Seconds past the deadline (0 when met). The worst of its conditions.
 fn deadline_lateness(dl: &DeadlineSettings, dag: &str, st: &State, now: f64) -> f64 {
-    let last_success = st.last_success.get(dag).copied();
     let mut late: f64 = 0.0;
     if let Some(max_age) = dl.max_age_since_success {
-        // No success at all counts from the start of the window.
-        let since = last_success.unwrap_or(now - max_age.as_secs_f64() - 1.0);
-        late = late.max(now - since - max_age.as_secs_f64());
+        let since = st.last_success.get(dag).copied().or_else(|| {
+            st.never_succeeded_since
+                .get(&(dl.name.clone(), Arc::from(dag)))
+                .copied()
+        });
+        late = late.max(now - since.unwrap_or(now) - max_age.as_secs_f64());
     }
     if let Some(max_run) = dl.max_run_duration {
         for r in st
@@ -1105,8 +1288,16 @@ fn deadline_lateness(dl: &DeadlineSettings, dag: &str, st: &State, now: f64) -> 
         if due > now {
             due -= 86_400.0;
         }
-        // Met by any success that ended after the start of that deadline's day.
-        let met = last_success.is_some_and(|t| t > due - 86_400.0);
+        // Met by a successful run for the deadline's day: one whose data
+        // interval ended that day (a daily run of the day before ends at
+        // its midnight), or, without a data interval, that ended that day.
+        // Yesterday's run succeeding late does not meet today's deadline.
+        let day_start = (due / 86_400.0).floor() * 86_400.0;
+        let met = st.runs.values().any(|r| {
+            &*r.dag == dag
+                && r.state == RunState::Success
+                && r.interval_end.or(r.end).is_some_and(|t| t >= day_start)
+        });
         if !met {
             late = late.max(now - due);
         }
@@ -1147,25 +1338,29 @@ mod tests {
         assert_eq!(pct(&[], 0.5), 0.0);
     }
 
-    fn state_with(last_success: Option<f64>, running_since: Option<f64>) -> State {
+    /// A state with one run of DAG `d` per entry: state, start, end, end
+    /// of its data interval; successes also set the latest success.
+    fn state_with(runs: &[(RunState, f64, Option<f64>, Option<f64>)]) -> State {
         let mut st = State::default();
         let dag = st.intern("d");
-        if let Some(t) = last_success {
-            st.last_success.insert(dag.clone(), t);
-        }
-        if let Some(s) = running_since {
+        for (i, (state, start, end, interval_end)) in runs.iter().enumerate() {
+            if *state == RunState::Success {
+                st.last_success.insert(dag.clone(), end.unwrap_or(*start));
+            }
             st.runs.insert(
-                1,
+                i as i64,
                 RunRec {
-                    dag,
-                    run_id: "r".into(),
-                    state: RunState::Running,
+                    dag: dag.clone(),
+                    run_id: format!("r{i}"),
+                    state: *state,
                     scheduled: true,
-                    queued: Some(s),
-                    start: Some(s),
-                    end: None,
-                    interval_end: None,
+                    cleared: false,
+                    queued: Some(*start),
+                    start: Some(*start),
+                    end: *end,
+                    interval_end: *interval_end,
                     tasks: None,
+                    counted_tasks: None,
                     counted: false,
                     observed: false,
                 },
@@ -1190,35 +1385,54 @@ mod tests {
 
     #[test]
     fn deadlines() {
+        use RunState::{Running, Success};
         let day = 1_795_000_000.0_f64.div_euclid(86_400.0) * 86_400.0;
         let now = day + 7.0 * 3600.0; // 07:00 UTC
-        // Succeed by 06:00: yesterday's success at 05:00 does not count for today.
-        let st = state_with(Some(day - 19.0 * 3600.0), None);
+        let by_six = dl(Some("06:00"), None, None);
+        // Yesterday's run (its interval ended yesterday) succeeding late,
+        // today at 05:00, does not meet today's 06:00 deadline.
+        let yesterdays = (
+            Success,
+            day + 4.0 * 3600.0,
+            Some(day + 5.0 * 3600.0),
+            Some(day - 86_400.0),
+        );
         assert_eq!(
-            deadline_lateness(&dl(Some("06:00"), None, None), "d", &st, now),
+            deadline_lateness(&by_six, "d", &state_with(&[yesterdays]), now),
             3600.0
         );
-        // A success today at 06:30 (late) clears it.
-        let st = state_with(Some(day + 6.5 * 3600.0), None);
+        // Today's run (its interval ended at midnight) succeeding at 06:30,
+        // late, clears it.
+        let todays = (
+            Success,
+            day + 6.0 * 3600.0,
+            Some(day + 6.5 * 3600.0),
+            Some(day),
+        );
         assert_eq!(
-            deadline_lateness(&dl(Some("06:00"), None, None), "d", &st, now),
+            deadline_lateness(&by_six, "d", &state_with(&[yesterdays, todays]), now),
             0.0
         );
-        // Before 06:00, yesterday's deadline applies and was met by a success yesterday.
+        // Before 06:00, yesterday's deadline applies, met by yesterday's run.
         let early = day + 3600.0;
-        let st = state_with(Some(day - 19.0 * 3600.0), None);
+        let on_time = (
+            Success,
+            day - 86_400.0 + 60.0,
+            Some(day - 86_400.0 + 600.0),
+            Some(day - 86_400.0),
+        );
         assert_eq!(
-            deadline_lateness(&dl(Some("06:00"), None, None), "d", &st, early),
+            deadline_lateness(&by_six, "d", &state_with(&[on_time]), early),
             0.0
         );
         // Max run duration.
-        let st = state_with(None, Some(now - 7200.0));
+        let st = state_with(&[(Running, now - 7200.0, None, None)]);
         assert_eq!(
             deadline_lateness(&dl(None, Some(3600), None), "d", &st, now),
             3600.0
         );
         // Max age since success.
-        let st = state_with(Some(now - 100.0), None);
+        let st = state_with(&[(Success, now - 200.0, Some(now - 100.0), None)]);
         assert_eq!(
             deadline_lateness(&dl(None, None, Some(60)), "d", &st, now),
             40.0
@@ -1227,5 +1441,12 @@ mod tests {
             deadline_lateness(&dl(None, None, Some(600)), "d", &st, now),
             0.0
         );
+        // Never succeeded: late from the anchor, growing with time.
+        let mut st = state_with(&[]);
+        st.never_succeeded_since
+            .insert(("x".into(), "d".into()), now - 1000.0);
+        let max_age = dl(None, None, Some(60));
+        assert_eq!(deadline_lateness(&max_age, "d", &st, now), 940.0);
+        assert_eq!(deadline_lateness(&max_age, "d", &st, now + 100.0), 1040.0);
     }
 }

@@ -1,18 +1,22 @@
 //! How many schedulers, triggerers and dag-processors are alive.
 //!
-//! Alive as Airflow's health check defines it: a `running` job of that type
-//! whose heartbeat is younger than `thresholds.component_alive` (30 s, the
-//! scheduler and triggerer health-check default). Every component type is
-//! always reported, 0 included, so "no scheduler alive" is a value an alert
-//! can see. Source: `job` through the `job_type_heart` index.
+//! Alive as Airflow's health check defines it (`airflow/jobs/job.py`,
+//! `health_check_threshold`): a `running` job of that type whose heartbeat
+//! is younger than the component's threshold (`thresholds.scheduler_alive`
+//! and `triggerer_alive`, 30 s like Airflow's health-check thresholds;
+//! `dag_processor_alive`, 10.5 s: its heartrate times 2.1). Every
+//! component type is always reported, 0 included, so "no scheduler alive"
+//! is a value an alert can see. Source: `job` through the `job_type_heart`
+//! index.
 
 use std::time::Duration;
 
+use super::components::{TYPES, alive};
 use super::{Category, Context, Meta, MetricSpec, Skip, SqlDiagnostic, sql};
 use crate::airflow::Schema;
 
 /// `airflow_components_alive{component}`.
-pub(super) fn alive() -> SqlDiagnostic {
+pub(super) fn alive_counts() -> SqlDiagnostic {
     SqlDiagnostic::new(
         Meta {
             name: "component_liveness".into(),
@@ -28,7 +32,7 @@ pub(super) fn alive() -> SqlDiagnostic {
         vec![
             MetricSpec::gauge(
                 "airflow_components_alive",
-                "Running components whose heartbeat is younger than thresholds.component_alive",
+                "Components alive by Airflow's rule: job running, heartbeat within thresholds.scheduler_alive, triggerer_alive or dag_processor_alive",
                 "",
             )
             .value_columns("component", &["scheduler", "triggerer", "dag_processor"]),
@@ -37,14 +41,21 @@ pub(super) fn alive() -> SqlDiagnostic {
 }
 
 fn build(schema: &Schema, ctx: &Context) -> Result<String, Skip> {
-    let since = sql::ago(schema.dialect, ctx.thresholds.component_alive.as_secs());
+    let d = schema.dialect;
     let count = |t: &str| format!("COALESCE(SUM(CASE WHEN job_type = '{t}' THEN 1 ELSE 0 END), 0)");
+    // The widest threshold bounds the index range; `alive` decides per type.
+    let t = &ctx.thresholds;
+    let widest = t
+        .scheduler_alive
+        .max(t.triggerer_alive)
+        .max(t.dag_processor_alive);
     Ok(format!(
-        "SELECT {s} AS scheduler, {t} AS triggerer, {p} AS dag_processor FROM job \
-         WHERE job_type IN ('SchedulerJob', 'TriggererJob', 'DagProcessorJob') \
-           AND latest_heartbeat > {since} AND state = 'running'",
+        "SELECT {s} AS scheduler, {tr} AS triggerer, {p} AS dag_processor FROM job \
+         WHERE {TYPES} AND latest_heartbeat > {since} AND {alive}",
         s = count("SchedulerJob"),
-        t = count("TriggererJob"),
+        tr = count("TriggererJob"),
         p = count("DagProcessorJob"),
+        since = sql::ago(d, widest),
+        alive = alive(d, ctx),
     ))
 }

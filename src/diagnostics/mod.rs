@@ -522,7 +522,7 @@ pub fn builtin(ctx: &Arc<Context>) -> Vec<Arc<dyn Diagnostic>> {
         sql(zombies::candidates()),
         // Components
         sql(components::heartbeats()),
-        sql(liveness::alive()),
+        sql(liveness::alive_counts()),
         // The metadata DB itself
         sql(db_health::tables()),
         sql(db_health::indexes()),

@@ -57,6 +57,6 @@ fn build(schema: &Schema, ctx: &Context) -> Result<String, Skip> {
                 MAX({ts}) AS latest FROM sla_miss s \
          WHERE s.timestamp > {since} GROUP BY s.dag_id, s.task_id",
         ts = sql::epoch(d, "s.timestamp"),
-        since = sql::ago(d, ctx.window.as_secs()),
+        since = sql::ago(d, ctx.window),
     ))
 }

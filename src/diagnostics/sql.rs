@@ -5,6 +5,8 @@
 //! PostgreSQL stores `timestamptz`, MySQL `TIMESTAMP(6)` (read in a `+00:00`
 //! session), SQLite naive UTC text.
 
+use std::time::Duration;
+
 use crate::db::Dialect;
 
 /// `expr` (a timestamp column) as UNIX seconds.
@@ -17,12 +19,14 @@ pub fn epoch(dialect: Dialect, expr: &str) -> String {
     }
 }
 
-/// A timestamp `secs` seconds before now, comparable with Airflow's
-/// timestamp columns (so an index on the column can be used).
-pub fn ago(dialect: Dialect, secs: u64) -> String {
+/// A timestamp `ago` before now (to the millisecond), comparable with
+/// Airflow's timestamp columns (so an index on the column can be used).
+pub fn ago(dialect: Dialect, ago: Duration) -> String {
+    let ms = ago.as_millis();
+    let secs = format!("{}.{:03}", ms / 1000, ms % 1000);
     match dialect {
         Dialect::Postgres => format!("(now() - interval '{secs} seconds')"),
-        Dialect::MySql => format!("(NOW(6) - INTERVAL {secs} SECOND)"),
+        Dialect::MySql => format!("(NOW(6) - INTERVAL {} MICROSECOND)", ms * 1000),
         // Airflow writes 'YYYY-MM-DD HH:MM:SS[.ffffff]'; strftime gives the
         // same shape, so text comparison orders correctly.
         Dialect::Sqlite => format!("strftime('%Y-%m-%d %H:%M:%f', 'now', '-{secs} seconds')"),
@@ -42,7 +46,11 @@ mod tests {
     #[test]
     fn shapes() {
         assert_eq!(epoch(Dialect::Postgres, "j.x"), "EXTRACT(EPOCH FROM j.x)");
-        assert!(ago(Dialect::Sqlite, 60).contains("-60 seconds"));
+        assert!(ago(Dialect::Sqlite, Duration::from_secs(60)).contains("-60.000 seconds"));
+        assert_eq!(
+            ago(Dialect::MySql, Duration::from_millis(10_500)),
+            "(NOW(6) - INTERVAL 10500000 MICROSECOND)"
+        );
         assert_eq!(is_true("is_paused"), "is_paused = true");
     }
 }

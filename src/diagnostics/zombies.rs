@@ -51,7 +51,7 @@ pub(super) fn candidates() -> SqlDiagnostic {
 
 fn build(schema: &Schema, ctx: &Context) -> Result<String, Skip> {
     let d = schema.dialect;
-    let limit = sql::ago(d, ctx.thresholds.zombie_heartbeat_age.as_secs());
+    let limit = sql::ago(d, ctx.thresholds.zombie_heartbeat_age);
     if schema.has(Capability::TaskInstanceHeartbeat) {
         Ok(format!(
             "SELECT dag_id, task_id, COUNT(*) AS tasks, MIN({hb}) AS heartbeat \
