@@ -42,6 +42,67 @@ fn unit(name: &str) -> &'static str {
     }
 }
 
+/// What a metric means on each Airflow version and dialect, where that
+/// differs. Every metric named here must exist (checked by `tests/docs.rs`).
+pub const VERSION_NOTES: &[(&str, &str)] = &[
+    (
+        "airflow_dags",
+        "stale: `dag.is_active = false` on Airflow 2, `dag.is_stale = true` on Airflow 3",
+    ),
+    (
+        "airflow_serialized_dag_stored_bytes",
+        "the bytes Airflow stored: the JSON text of `data` (the text `null` when compressing on SQLite) plus the zlib stream of `data_compressed`, the same measure on every dialect (not PostgreSQL's TOAST size); Airflow 3: the DAG's latest version (`dag_version`); reported once the payload was read (at most 200 new or changed DAGs per run)",
+    ),
+    (
+        "airflow_task_failed_tries_window",
+        "per task instance (map indexes summed): Airflow 2.7-2.9 `task_fail` rows; 2.10 both `task_fail` and the failed `task_instance_history` rows plus a failed final try, the larger count (2.10 records some failures in one table only); Airflow 3 `task_instance_history` plus a failed final try",
+    ),
+    (
+        "airflow_task_retries_window",
+        "tries that followed a failed try, from the same sources; bumps of `try_number` by clears or by the scheduler adopting orphaned tasks are not retries",
+    ),
+    (
+        "airflow_dag_run_schedule_delay_window_seconds",
+        "scheduled runs with `clear_number = 0` only, as Airflow's own `dagrun.schedule_delay` (Airflow 2.7 has no `clear_number`: every scheduled run counts)",
+    ),
+    (
+        "airflow_task_duration_window_seconds",
+        "`task_instance.duration` as Airflow wrote it (a single-precision FLOAT on MySQL/MariaDB; Airflow 3.1 sometimes writes values that disagree with end minus start), else end minus start",
+    ),
+    (
+        "airflow_task_backlog_oldest_age_seconds",
+        "queued tasks from `queued_dttm`; scheduled tasks from `scheduled_dttm` (Airflow 3) or `updated_at` (Airflow 2, the last state change)",
+    ),
+    (
+        "airflow_zombie_task_candidates",
+        "Airflow 3: `task_instance.last_heartbeat_at` older than the threshold; Airflow 2: the task's LocalTaskJob (`task_instance.job_id`) not running or its heartbeat older",
+    ),
+    (
+        "airflow_dag_max_active_runs_blocked",
+        "every version: Airflow sets `next_dagrun_create_after` to NULL while a DAG has max_active_runs runs active",
+    ),
+    (
+        "airflow_sla_miss_events",
+        "Airflow 2 only (`sla_miss`); Airflow 3 removed SLAs and a table left by an upgrade is ignored; `[[deadlines]]` work on every version",
+    ),
+    (
+        "airflow_db_table_bytes",
+        "heap: the table with its out-of-line values (PostgreSQL `pg_table_size`: TOAST, free-space and visibility maps; InnoDB `data_length`: the clustered index with off-page BLOBs; SQLite `dbstat` pages, overflow included); index: PostgreSQL `pg_indexes_size` (primary key included), InnoDB `index_length` (secondary indexes), SQLite index pages",
+    ),
+    (
+        "airflow_db_table_rows_estimate",
+        "PostgreSQL `n_live_tup`, InnoDB `table_rows` (an estimate); not on SQLite",
+    ),
+    (
+        "airflow_db_oldest_transaction_age_seconds",
+        "PostgreSQL `xact_start` of other sessions on the database; MySQL/MariaDB `INNODB_TRX.trx_started`, which is in the server's system time zone, against the system clock; not on SQLite",
+    ),
+    (
+        "airflow_db_connections",
+        "PostgreSQL `pg_stat_activity` states (other users' sessions need `pg_read_all_stats`); MySQL/MariaDB `PROCESSLIST`: `Sleep` with an open InnoDB transaction is idle_in_transaction; not on SQLite",
+    ),
+];
+
 /// The original toolbox's 38 diagnostic queries and what replaces each.
 /// Every metric named here must exist (checked by `tests/docs.rs`).
 pub const ORIGINAL_QUERIES: &[(u8, &str, &str, &str)] = &[
@@ -333,6 +394,16 @@ pub fn metrics_markdown() -> String {
                 d.meta().name,
             );
         }
+    }
+    out.push_str(
+        "\n## By version and dialect\n\n\
+         Where a metric's source differs between Airflow versions or databases. \
+         Value tests on databases real Airflow 2.10 and 3.1 wrote on PostgreSQL, MariaDB \
+         and SQLite hold each diagnostic to these definitions (`tests/values/`).\n\n\
+         | metric | per version and dialect |\n|---|---|\n",
+    );
+    for (metric, note) in VERSION_NOTES {
+        let _ = writeln!(out, "| `{metric}` | {note} |");
     }
     out.push_str(
         "\n## windsock's own metrics\n\n\

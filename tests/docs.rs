@@ -131,3 +131,15 @@ fn original_query_mapping_is_complete_and_real() {
         }
     }
 }
+
+/// The per-version notes name only exported metrics.
+#[test]
+fn version_notes_name_real_metrics() {
+    let names = exported_names();
+    for (metric, _) in windsock::docs::VERSION_NOTES {
+        assert!(
+            names.iter().any(|e| e == metric),
+            "{metric} is not exported"
+        );
+    }
+}

@@ -10,23 +10,30 @@
 //!    partial indexes on PostgreSQL);
 //! 3. runs windsock saw active that are no longer: by primary key.
 //!
-//! When a run reaches a terminal state, its task instances are read once
-//! through `ti_dag_run (dag_id, run_id)`, with earlier failed tries from
-//! `task_instance_history` (Airflow ≥ 2.10) or `task_fail` (older). At
-//! start-up the window is loaded by walking `dag_run` backwards by primary
-//! key, in pages.
+//! When a run reaches a terminal state, its task instances (every map
+//! index) are read once through `ti_dag_run (dag_id, run_id)`, with their
+//! failed tries from every source the schema has: `task_instance_history`
+//! (2.10+, earlier tries) and `task_fail` (2.7-2.10, every failed try);
+//! on 2.10, which has both and records some failures in one only, the
+//! larger count per task instance wins. The start and end of the task
+//! instances of running runs are read every run, for the concurrency peak.
+//! At start-up the window is loaded by walking `dag_run` backwards by
+//! primary key, in pages.
 //!
 //! From that state it derives, per DAG: success ratio over finished runs
 //! (queued and running runs are excluded), run duration statistics and
 //! their trend (recent half of the window against the older half), the
 //! time of the latest success, scheduling delay measured from the end of
-//! the data interval; per task: duration statistics, failed tries, retries;
-//! per DAG: how often retried tasks ended in success, and failure cascades
-//! (runs with three or more failed tasks); peak concurrency of runs and
-//! tasks from their start and end timestamps; queue wait per pool and
-//! queue; counters of run and task completions and of audit-log events
-//! that work with `rate()` (counted once, from the moment windsock sees
-//! them; never re-counted after a restart of the diagnostic); and the
+//! the data interval (runs that were cleared are left out, as Airflow does);
+//! per task: duration statistics, failed tries, retries (tries that
+//! followed a failed try: clears are not retries); per DAG: how often
+//! retried tasks ended in success, and failure cascades (runs with three or
+//! more failed tasks); peak concurrency of runs and tasks from their start
+//! and end timestamps; queue wait per pool and queue; counters of run and
+//! task completions and of audit-log events that work with `rate()`
+//! (counted once, from the moment windsock sees them; never re-counted
+//! after a restart of the diagnostic; a cleared run that completes again
+//! counts again, but only its task instances that ran again); and the
 //! windsock deadlines of `[[deadlines]]`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
