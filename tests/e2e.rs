@@ -212,3 +212,147 @@ fn demo_generate_only_then_check() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+/// `windsock check` on every data fixture (real Airflow on PostgreSQL,
+/// MariaDB and SQLite) runs every diagnostic and exits 0; series are
+/// printed under their exposed names (counters with `_total`), at most
+/// `--samples` per family with the rest counted, all with `--samples 0`.
+#[test]
+fn check_passes_on_every_data_fixture() {
+    let bin = env!("CARGO_BIN_EXE_windsock");
+    for (version, dialect) in common::data_fixtures() {
+        {
+            let db = block_on(common::TestDb::with_data(dialect, &version));
+            let at = format!("{version}/{dialect}");
+            let run = |samples: &str| {
+                let out = Command::new(bin)
+                    .args(["check", "--db-url", &db.url, "--samples", samples])
+                    .output()
+                    .unwrap();
+                let text = String::from_utf8_lossy(&out.stdout).into_owned();
+                assert_eq!(out.status.code(), Some(0), "{at}:\n{text}");
+                assert!(!text.contains("FAILED"), "{at}:\n{text}");
+                text
+            };
+            let all = run("0");
+            assert!(!all.contains("more series"), "{at}");
+            assert!(
+                all.contains("airflow_dag_serialization_changes_total{dag_id="),
+                "{at}:\n{all}"
+            );
+            let dag_lines = |t: &str| {
+                t.lines()
+                    .filter(|l| l.trim_start().starts_with("airflow_dag_tasks{"))
+                    .count()
+            };
+            assert!(dag_lines(&all) >= 9, "{at}:\n{all}");
+            let two = run("2");
+            assert_eq!(dag_lines(&two), 2, "{at}:\n{two}");
+            assert!(
+                two.contains(&format!(
+                    "airflow_dag_tasks: {} more series (--samples 0 prints all)",
+                    dag_lines(&all) - 2
+                )),
+                "{at}:\n{two}"
+            );
+        }
+    }
+}
+
+/// `[cardinality]` through the daemon's /metrics: DAG include and exclude
+/// globs, dropped labels (series merged), and the per-family cap keeping
+/// the largest values.
+#[test]
+fn cardinality_settings_shape_what_the_daemon_serves() {
+    let db = block_on(common::TestDb::with_data(
+        windsock::db::Dialect::Sqlite,
+        "3.1.8",
+    ));
+    let dir = std::env::temp_dir().join(format!("windsock-e2e-card-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("windsock.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"
+[server]
+listen = "127.0.0.1:0"
+[collection]
+startup_jitter = "0s"
+[diagnostics]
+window = "3650d"
+[cardinality]
+include_dags = ["ws_*"]
+exclude_dags = ["ws_fail", "ws_l*"]
+max_series_per_family = 3
+drop_labels = {{ airflow_task_failed_tries_window = ["task_id"] }}
+[[targets]]
+environment = "t"
+url = "{}"
+"#,
+            db.url
+        ),
+    )
+    .unwrap();
+    let ws = Windsock::start(&["run", "-c", cfg.to_str().unwrap()], &[]);
+    wait_ready(ws.addr);
+    let (_, _, text) = http_get(ws.addr, "/metrics", None);
+    let series = |m: &str| -> Vec<&str> {
+        text.lines()
+            .filter(|l| l.starts_with(&format!("{m}{{")))
+            .collect()
+    };
+    for excluded in [
+        "dag_id=\"ws_fail\"",
+        "dag_id=\"ws_long\"",
+        "dag_id=\"ws_late\"",
+    ] {
+        assert!(!text.contains(excluded), "{excluded} in:\n{text}");
+    }
+    // No task_id left; ws_mapped's map indexes and tasks merged (summed)
+    // per DAG, the largest three kept.
+    let failed = series("airflow_task_failed_tries_window");
+    assert!(!failed.is_empty() && failed.len() <= 3, "{failed:?}");
+    assert!(failed.iter().all(|l| !l.contains("task_id=")), "{failed:?}");
+    assert!(
+        failed
+            .iter()
+            .any(|l| l.contains("dag_id=\"ws_mapped\"") && l.ends_with(" 5.0")),
+        "{failed:?}"
+    );
+    let tasks = series("airflow_dag_tasks");
+    assert_eq!(tasks.len(), 3, "{tasks:?}");
+    // The largest first: ws_pool (3 tasks) and ws_zombie (4) are in.
+    assert!(tasks.iter().any(|l| l.contains("ws_zombie")), "{tasks:?}");
+    ws.terminate();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A relative SQLite URL that points nowhere names the file it tried.
+#[test]
+fn missing_relative_sqlite_file_is_named() {
+    let dir = std::env::temp_dir().join(format!("windsock-e2e-rel-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_windsock"))
+        .args(["check", "--db-url", "sqlite:///nowhere/airflow.db"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(69), "{text}");
+    let abs = dir.canonicalize().unwrap().join("nowhere/airflow.db");
+    assert!(text.contains(&abs.display().to_string()), "{text}");
+    assert!(
+        text.contains("does not exist") && text.contains("relative to the working directory"),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

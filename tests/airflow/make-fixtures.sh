@@ -44,10 +44,8 @@ OUT_ROOT="$REPO_ROOT/tests/fixtures/schema"
 WORK=${WORK:-/tmp/windsock-airflow}
 PYTHON=${PYTHON:-python3}
 
-export PGHOST=${PGHOST:-127.0.0.1} PGPORT=${PGPORT:-5432} PGUSER=${PGUSER:-postgres}
-MYHOST=${MYHOST:-127.0.0.1} MYPORT=${MYPORT:-3306} MYUSER=${MYUSER:-root}
-MYSQL_CLI=$(command -v mariadb || command -v mysql)
-MYSQLDUMP=$(command -v mariadb-dump || command -v mysqldump)
+# shellcheck source=dumplib.sh
+source "$HERE/dumplib.sh"  # PG*/MY* defaults, psql_admin, mysql_cli, *_recreate, *_drop, clean_pg, clean_mysql
 
 DEFAULT_VERSIONS=(2.7.3 2.9.3 2.10.5 3.0.6 3.1.8 3.3.2)
 VERSIONS=("$@")
@@ -73,18 +71,6 @@ die() { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
 major() { echo "${1%%.*}"; }
 # 2.10.5 -> 2_10_5 (usable as an unquoted database name on both servers)
 dbname() { echo "af_fixture_${1//./_}"; }
-
-psql_admin() { PGOPTIONS="-c client_min_messages=warning" psql -X -q -v ON_ERROR_STOP=1 -d postgres "$@"; }
-mysql_cli() { "$MYSQL_CLI" -h "$MYHOST" -P "$MYPORT" -u "$MYUSER" "$@"; }
-
-pg_recreate() {
-    psql_admin -c "DROP DATABASE IF EXISTS $1 WITH (FORCE)" -c "CREATE DATABASE $1 ENCODING 'UTF8' TEMPLATE template0"
-}
-pg_drop() { psql_admin -c "DROP DATABASE IF EXISTS $1 WITH (FORCE)"; }
-my_recreate() {
-    mysql_cli -e "DROP DATABASE IF EXISTS $1; CREATE DATABASE $1 CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
-}
-my_drop() { mysql_cli -e "DROP DATABASE IF EXISTS $1"; }
 
 # --------------------------------------------------------------------------
 # System prerequisites (idempotent). mysqlclient (needed by 3.x on MySQL)
@@ -272,19 +258,7 @@ do_sqlite() {
 # --------------------------------------------------------------------------
 # PostgreSQL
 # --------------------------------------------------------------------------
-# Make pg_dump output executable by a plain client and deterministic:
-#  * \restrict / \unrestrict are psql meta-commands (random key per dump);
-#  * set_config('search_path', '', false) would leave the session with an
-#    empty search_path (everything in the dump is schema-qualified anyway);
-#  * "Dumped from/by" comments carry server/client versions;
-#  * collapse runs of blank lines.
-clean_pg() {
-    grep -vE '^\\(restrict|unrestrict)\b' \
-        | grep -vF "SELECT pg_catalog.set_config('search_path', '', false);" \
-        | grep -vE '^-- Dumped (from|by) ' \
-        | cat -s
-}
-
+# clean_pg (dumplib.sh) makes the pg_dump output loadable as one plain script.
 do_postgres() {
     local ver=$1 out=$2 py="$WORK/venv-$1/bin/python"
     local db scratch
@@ -319,38 +293,7 @@ do_postgres() {
 # --------------------------------------------------------------------------
 # MariaDB / MySQL
 # --------------------------------------------------------------------------
-# * "/*M!999999\- enable the sandbox mode */" is a mariadb-client command;
-# * AUTO_INCREMENT=N table options depend on rows inserted by migrate
-#   (default_pool, log_template, ...) which are not part of the fixture.
-# * secondary KEY lines come out in SQLAlchemy's (run-dependent) index
-#   creation order; each run of KEY lines is sorted (UNIQUE ones first, as
-#   MariaDB prints them), with the commas fixed up.
-clean_mysql() {
-    grep -vF '/*M!999999\- enable the sandbox mode */' \
-        | sed -E 's/ AUTO_INCREMENT=[0-9]+//' \
-        | "$PYTHON" -c "$SORT_MYSQL_KEYS" \
-        | cat -s
-}
-SORT_MYSQL_KEYS='
-import re, sys
-key = re.compile(r"^  (UNIQUE |FULLTEXT |SPATIAL )?KEY ")
-out, run = [], []
-def flush():
-    if run:
-        tail_comma = run[-1].endswith(",")
-        items = sorted((l.rstrip(",") for l in run), key=lambda l: (not l.startswith("  UNIQUE"), l))
-        out.extend(l + ("," if i < len(items) - 1 or tail_comma else "") for i, l in enumerate(items))
-        run.clear()
-for line in sys.stdin.read().split("\n"):
-    if key.match(line):
-        run.append(line)
-    else:
-        flush()
-        out.append(line)
-flush()
-sys.stdout.write("\n".join(out))
-'
-
+# clean_mysql (dumplib.sh) drops client-only lines and sorts KEY lines.
 do_mysql() {
     local ver=$1 out=$2 py="$WORK/venv-$1/bin/python"
     local db scratch driver

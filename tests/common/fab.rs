@@ -159,12 +159,10 @@ pub async fn copy_fixture(db: &TestDb, version: &str, tables: &[&str]) {
     db.exec_script(&script).await;
 }
 
-/// A database with the real schema of `version` and the users real Airflow
-/// created.
+/// The database real Airflow `version` wrote on `dialect`, its FAB users
+/// included.
 pub async fn airflow_db(dialect: Dialect, version: &str) -> TestDb {
-    let db = TestDb::with_schema(dialect, version).await;
-    copy_fixture(&db, version, &["ab_role", "ab_user", "ab_user_role"]).await;
-    db
+    TestDb::with_data(dialect, version).await
 }
 
 /// Inserts a user the way FAB does (row plus role link), for name variants

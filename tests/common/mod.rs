@@ -52,6 +52,82 @@ pub fn schema_sql(version: &str, dialect: Dialect) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// Airflow versions with a committed data fixture (databases real Airflow
+/// wrote; tests/fixtures/data/README.md), oldest first.
+/// `WINDSOCK_TEST_DATA=3.1.8` (a comma-separated list) narrows a run.
+pub fn data_versions() -> Vec<String> {
+    let only = std::env::var("WINDSOCK_TEST_DATA").unwrap_or_default();
+    let mut v: Vec<String> = std::fs::read_dir(fixtures().join("data"))
+        .expect("tests/fixtures/data exists")
+        .filter_map(Result::ok)
+        .filter(|e| e.path().join("sqlite.sql").exists())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|v| only.is_empty() || only.split(',').any(|o| o.trim() == v))
+        .collect();
+    v.sort_by_key(|s| {
+        s.split('.')
+            .map(|p| p.parse::<u32>().unwrap_or(0))
+            .collect::<Vec<_>>()
+    });
+    v
+}
+
+/// The Airflow versions whose data fixtures must exist on every dialect.
+pub const DATA_REQUIRED: [&str; 2] = ["2.10.5", "3.1.8"];
+
+/// Every (version, dialect) with a data dump, oldest version first; the
+/// versions of [`DATA_REQUIRED`] must be there on all three dialects
+/// (unless `WINDSOCK_TEST_DATA` narrows the run).
+pub fn data_fixtures() -> Vec<(String, Dialect)> {
+    let versions = data_versions();
+    if std::env::var_os("WINDSOCK_TEST_DATA").is_none() {
+        for v in DATA_REQUIRED {
+            for d in Dialect::ALL {
+                let path = fixtures().join(format!("data/{v}/{}.sql", d.as_str()));
+                assert!(path.exists(), "data fixture missing: {}", path.display());
+            }
+        }
+    }
+    versions
+        .into_iter()
+        .flat_map(|v| Dialect::ALL.into_iter().map(move |d| (v.clone(), d)))
+        .filter(|(v, d)| {
+            fixtures()
+                .join(format!("data/{v}/{}.sql", d.as_str()))
+                .exists()
+        })
+        .collect()
+}
+
+/// The data dump real Airflow `version` wrote on `dialect`.
+pub fn data_sql(version: &str, dialect: Dialect) -> String {
+    let path = fixtures()
+        .join("data")
+        .join(version)
+        .join(format!("{}.sql", dialect.as_str()));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// What the fixture generator recorded about the scenarios of that dump.
+pub fn facts(version: &str, dialect: Dialect) -> serde_json::Value {
+    let path = fixtures()
+        .join("data")
+        .join(version)
+        .join(format!("{}.facts.json", dialect.as_str()));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A timestamp column as UNIX seconds, for the truth side of value tests
+/// (written apart from windsock's own SQL helpers).
+pub fn epoch_sql(dialect: Dialect, column: &str) -> String {
+    match dialect {
+        Dialect::Postgres => format!("CAST(EXTRACT(EPOCH FROM {column}) AS DOUBLE PRECISION)"),
+        Dialect::MySql => format!("CAST(UNIX_TIMESTAMP({column}) AS DOUBLE)"),
+        Dialect::Sqlite => format!("unixepoch({column}, 'subsec')"),
+    }
+}
+
 fn pg_admin_url() -> String {
     std::env::var("WINDSOCK_TEST_PG_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
@@ -154,10 +230,29 @@ impl TestDb {
         }
     }
 
+    /// A database on a server of the test's own, not created or dropped
+    /// here.
+    pub fn external(dialect: Dialect, url: &str) -> TestDb {
+        TestDb {
+            dialect,
+            url: url.to_owned(),
+            name: String::new(),
+            file: None,
+        }
+    }
+
     /// Creates a database and loads the real schema of `version`.
     pub async fn with_schema(dialect: Dialect, version: &str) -> TestDb {
         let db = TestDb::empty(dialect).await;
         db.exec_script(&schema_sql(version, dialect)).await;
+        db
+    }
+
+    /// Creates a database and loads the data real Airflow `version` wrote
+    /// on this dialect.
+    pub async fn with_data(dialect: Dialect, version: &str) -> TestDb {
+        let db = TestDb::empty(dialect).await;
+        db.exec_script(&data_sql(version, dialect)).await;
         db
     }
 
@@ -277,6 +372,9 @@ impl Drop for TestDb {
     fn drop(&mut self) {
         if let Some(f) = &self.file {
             let _ = std::fs::remove_file(f);
+            return;
+        }
+        if self.name.is_empty() {
             return;
         }
         let (dialect, name) = (self.dialect, self.name.clone());
@@ -502,4 +600,200 @@ pub fn sample_map(
         }
     }
     out
+}
+
+/// A MariaDB server of a test's own, on a free loopback port, whose
+/// *system* time zone is `tz` (the `TZ` of the server process): for what
+/// depends on the server's local time. Needs the mariadb-server binaries;
+/// runs the server as the `mysql` user when the test runs as root.
+/// Stopped and removed when dropped.
+pub struct PrivateMariaDb {
+    child: std::process::Child,
+    dir: PathBuf,
+    /// `mysql://root@127.0.0.1:PORT/test`
+    pub url: String,
+}
+
+impl PrivateMariaDb {
+    /// Installs a data directory and starts the server; waits until it
+    /// answers.
+    pub fn start(tz: &str) -> PrivateMariaDb {
+        use std::process::{Command, Stdio};
+        let dir = std::env::temp_dir().join(format!("windsock-mariadb-{}", unique_name()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let root = std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| o.stdout.starts_with(b"0"));
+        let as_user = |program: &str| {
+            let mut c = if root {
+                let mut c = Command::new("runuser");
+                c.args(["-u", "mysql", "--", program]);
+                c
+            } else {
+                Command::new(program)
+            };
+            c.arg("--no-defaults");
+            c
+        };
+        if root {
+            let _ = Command::new("chown")
+                .args(["mysql:mysql", dir.to_str().unwrap()])
+                .status();
+        }
+        let data = dir.join("data");
+        let out = as_user("mariadb-install-db")
+            .arg(format!("--datadir={}", data.display()))
+            .args(["--auth-root-authentication-method=normal", "--skip-test-db"])
+            .output()
+            .expect("mariadb-install-db (Debian package mariadb-server)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let child = as_user("mariadbd")
+            .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--port={port}"))
+            .arg("--bind-address=127.0.0.1")
+            .arg(format!("--socket={}", dir.join("sock").display()))
+            .arg("--skip-log-bin")
+            .env("TZ", tz)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mariadbd");
+        let url = format!("mysql://root@127.0.0.1:{port}/mysql");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "private mariadbd did not start"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        PrivateMariaDb { child, dir, url }
+    }
+}
+
+impl Drop for PrivateMariaDb {
+    fn drop(&mut self) {
+        // The server runs under runuser: stop it by the pid it wrote into
+        // its data directory, and wait for it to exit.
+        let pid = std::fs::read_dir(self.dir.join("data"))
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .find(|e| e.path().extension().is_some_and(|x| x == "pid"))
+            .and_then(|e| std::fs::read_to_string(e.path()).ok());
+        if let Some(pid) = pid.map(|p| p.trim().to_owned()) {
+            let alive = || {
+                std::process::Command::new("kill")
+                    .args(["-0", &pid])
+                    .stderr(std::process::Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success())
+            };
+            let _ = std::process::Command::new("kill").arg(&pid).status();
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while alive() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A PgBouncer of a test's own (Debian's package), in front of the local
+/// PostgreSQL, on a free loopback port, with `auth_type = trust` and no
+/// `ignore_startup_parameters`: stricter than the Helm chart's, which
+/// ignores `extra_float_digits`. Runs as the `postgres` user when the test
+/// runs as root (PgBouncer refuses root). Stopped when dropped.
+pub struct PgBouncer {
+    child: std::process::Child,
+    dir: PathBuf,
+    /// Its port.
+    pub port: u16,
+}
+
+impl PgBouncer {
+    /// Starts it with `pool_mode` (`transaction` or `session`) and a
+    /// server pool of `pool_size` connections per database.
+    pub fn start(pool_mode: &str, pool_size: u32) -> PgBouncer {
+        use std::process::{Command, Stdio};
+        let dir = std::env::temp_dir().join(format!("windsock-pgbouncer-{}", unique_name()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let ini = dir.join("pgbouncer.ini");
+        std::fs::write(dir.join("userlist.txt"), "\"postgres\" \"\"\n").unwrap();
+        std::fs::write(
+            &ini,
+            format!(
+                "[databases]\n* = host=127.0.0.1 port=5432\n\n[pgbouncer]\n\
+                 listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n\
+                 auth_type = trust\nauth_file = {d}/userlist.txt\n\
+                 pool_mode = {pool_mode}\ndefault_pool_size = {pool_size}\n\
+                 max_client_conn = 200\nlogfile = {d}/pgbouncer.log\npidfile = {d}/pgbouncer.pid\n",
+                d = dir.display()
+            ),
+        )
+        .unwrap();
+        let root = Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| o.stdout.starts_with(b"0"));
+        let mut cmd = if root {
+            let _ = Command::new("chown")
+                .args(["-R", "postgres", dir.to_str().unwrap()])
+                .status();
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--", "pgbouncer"]);
+            c
+        } else {
+            Command::new("pgbouncer")
+        };
+        let child = cmd
+            .arg(&ini)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("pgbouncer (Debian package pgbouncer)");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "pgbouncer did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        PgBouncer { child, dir, port }
+    }
+
+    /// The URL of `db`'s database through this PgBouncer.
+    pub fn url(&self, db: &TestDb) -> String {
+        let name = url::Url::parse(&db.url).unwrap().path().to_owned();
+        format!("postgres://postgres@127.0.0.1:{}{name}", self.port)
+    }
+}
+
+impl Drop for PgBouncer {
+    fn drop(&mut self) {
+        if let Ok(pid) = std::fs::read_to_string(self.dir.join("pgbouncer.pid")) {
+            let _ = std::process::Command::new("kill").arg(pid.trim()).status();
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
