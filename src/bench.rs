@@ -301,7 +301,7 @@ pub async fn scrape(
     let (rss0, _) = rss_kb();
     let store = synthetic_store(series);
     let (rss_store, _) = rss_kb();
-    let app = crate::http::router(crate::http::AppState::new(store));
+    let app = crate::http::router(crate::http::AppState::new(store), "/metrics");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr: SocketAddr = listener.local_addr()?;
     let server = tokio::spawn(async move {

@@ -1,6 +1,5 @@
 //! The command line.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -13,7 +12,14 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(
     name = "windsock",
-    version,
+    version = concat!(
+        env!("CARGO_PKG_VERSION"),
+        " (revision ",
+        env!("WINDSOCK_REVISION"),
+        ", rustc ",
+        env!("WINDSOCK_RUSTC_VERSION"),
+        ")"
+    ),
     propagate_version = true,
     max_term_width = 100
 )]
@@ -187,6 +193,27 @@ pub struct TargetArgs {
     /// The `environment` label for --db-url.
     #[arg(long, default_value = "default", value_name = "NAME")]
     pub environment: String,
+    #[command(flatten)]
+    /// Logging.
+    pub log: LogArgs,
+}
+
+/// Logging flags, as Prometheus exporters name them.
+#[derive(Debug, Args, Clone, Default)]
+pub struct LogArgs {
+    /// Log level or `tracing` filter (error, warn, info, debug, or e.g.
+    /// windsock=debug,sqlx=warn); overrides log.level. RUST_LOG wins over both.
+    #[arg(id = "log_level", long = "log.level", value_name = "LEVEL")]
+    pub level: Option<String>,
+    /// Log line format (text for people, json for log pipelines); overrides
+    /// log.format.
+    #[arg(
+        id = "log_format",
+        long = "log.format",
+        value_enum,
+        value_name = "FORMAT"
+    )]
+    pub format: Option<crate::config::LogFormat>,
 }
 
 /// `windsock check`
@@ -227,9 +254,13 @@ pub struct RunArgs {
     #[command(flatten)]
     /// Targets.
     pub target: TargetArgs,
-    /// Listen address, overriding server.listen (port 0 picks a free port).
-    #[arg(long, value_name = "ADDR")]
-    pub listen: Option<SocketAddr>,
+    /// Address to listen on: host:port, or :port for every interface
+    /// (port 0 picks a free one); overrides server.listen.
+    #[arg(long = "web.listen-address", alias = "listen", value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Path of the metrics endpoint; overrides server.telemetry_path.
+    #[arg(long = "web.telemetry-path", value_name = "PATH")]
+    pub telemetry_path: Option<String>,
 }
 
 /// `windsock demo`
@@ -249,5 +280,14 @@ pub struct DemoArgs {
     pub generate_only: bool,
     /// Listen address of the demo's /metrics.
     #[arg(long, default_value = "127.0.0.1:10112", value_name = "ADDR")]
-    pub listen: SocketAddr,
+    pub listen: std::net::SocketAddr,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory as _;
+        super::Cli::command().debug_assert();
+    }
 }

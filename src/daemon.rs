@@ -149,7 +149,7 @@ pub async fn run(
         addr: config.listen,
         source,
     })?;
-    info!(listen = %bound, targets = runners.len(), version = crate::VERSION, "Listening; metrics at http://{bound}/metrics");
+    info!(listen = %bound, targets = runners.len(), version = crate::VERSION, revision = crate::REVISION, "Listening; metrics at http://{bound}{}", config.settings.server.telemetry_path);
 
     let cancel = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
@@ -247,7 +247,10 @@ pub async fn run(
             }
         });
     }
-    let app = router(AppState::new(store).with_report(envs, config.settings.thresholds.clone()));
+    let app = router(
+        AppState::new(store).with_report(envs, config.settings.thresholds.clone()),
+        &config.settings.server.telemetry_path,
+    );
     let http_cancel = cancel.clone();
     let mut server = tokio::spawn(async move {
         axum::serve(listener, app)

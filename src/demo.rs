@@ -67,6 +67,7 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
             url: format!("sqlite:///{}", args.path.display()),
             password_file: None,
             password_env: None,
+            direct_url: None,
         }],
         ..Settings::default()
     };

@@ -45,11 +45,12 @@ impl AppState {
     }
 }
 
-/// The router.
-pub fn router(state: AppState) -> Router {
+/// The router, with the metrics endpoint at `telemetry_path`.
+pub fn router(state: AppState, telemetry_path: &str) -> Router {
+    let path = telemetry_path.to_owned();
     Router::new()
-        .route("/", get(landing))
-        .route("/metrics", get(metrics))
+        .route("/", get(move || landing(path)))
+        .route(telemetry_path, get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/api/v1/report", get(report))
@@ -163,12 +164,12 @@ async fn not_found() -> Response {
         .into_response()
 }
 
-async fn landing() -> Html<String> {
+async fn landing(metrics: String) -> Html<String> {
     Html(format!(
         "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>windsock</title></head>\n\
          <body><h1>windsock {}</h1>\n\
          <p>Prometheus metrics from an Apache Airflow metadata database.</p>\n<ul>\n\
-         <li><a href=\"/metrics\">/metrics</a> (OpenMetrics or Prometheus text)</li>\n\
+         <li><a href=\"{metrics}\">{metrics}</a> (OpenMetrics or Prometheus text)</li>\n\
          <li><a href=\"/healthz\">/healthz</a> (process alive)</li>\n\
          <li><a href=\"/readyz\">/readyz</a> (first collection done)</li>\n\
          <li><a href=\"/api/v1/report?format=text\">/api/v1/report</a> (findings; JSON by default)</li>\n\

@@ -57,3 +57,6 @@ pub mod runner;
 
 /// The crate version, as reported by `--version` and `windsock_build_info`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The git revision windsock was built from (`unknown` without one).
+pub const REVISION: &str = env!("WINDSOCK_REVISION");

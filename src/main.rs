@@ -36,7 +36,14 @@ fn load_settings(args: &TargetArgs) -> Result<Settings, ExitCode> {
             url: url.clone(),
             password_file: None,
             password_env: None,
+            direct_url: None,
         }];
+    }
+    if let Some(level) = &args.log.level {
+        settings.log.level = level.clone();
+    }
+    if let Some(format) = args.log.format {
+        settings.log.format = format;
     }
     windsock::logging::init(&settings.log);
     Ok(settings)
@@ -66,13 +73,20 @@ fn config_error(e: windsock::config::ConfigError) -> ExitCode {
 async fn dispatch(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Run(args) => {
-            let mut config = match load(&args.target) {
-                Ok(c) => c,
+            let mut settings = match load_settings(&args.target) {
+                Ok(s) => s,
                 Err(code) => return code,
             };
             if let Some(listen) = args.listen {
-                config.listen = listen;
+                settings.server.listen = listen;
             }
+            if let Some(path) = args.telemetry_path {
+                settings.server.telemetry_path = path;
+            }
+            let config = match settings.validate() {
+                Ok(c) => c,
+                Err(e) => return config_error(e),
+            };
             match windsock::daemon::run(config, windsock::daemon::shutdown_signal()).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -211,6 +225,7 @@ async fn export_run(args: windsock::cli::ExportRunArgs) -> ExitCode {
             url: format!("sqlite:///{}", path.display()),
             password_file: None,
             password_env: None,
+            direct_url: None,
         }];
     }
     let e = &mut settings.export;

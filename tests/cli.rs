@@ -40,11 +40,26 @@ fn help_and_version() {
     for sub in ["run", "check", "config", "demo"] {
         assert!(t.contains(sub), "{sub} missing from --help:\n{t}");
     }
+    // The version, and the revision and rustc it was built from.
     let o = windsock(&["--version"]);
-    assert_eq!(
-        text(&o).trim(),
-        format!("windsock {}", env!("CARGO_PKG_VERSION"))
+    let v = text(&o);
+    assert!(
+        v.starts_with(&format!(
+            "windsock {} (revision ",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{v}"
     );
+    assert!(v.contains(", rustc 1."), "{v}");
+    let o = windsock(&["run", "--help"]);
+    for flag in [
+        "--web.listen-address",
+        "--web.telemetry-path",
+        "--log.level",
+        "--log.format",
+    ] {
+        assert!(text(&o).contains(flag), "{flag} missing from run --help");
+    }
     let o = windsock(&["check", "--help"]);
     assert!(
         text(&o).contains("69"),
@@ -171,4 +186,25 @@ fn yaml_config_with_two_targets() {
         t.contains("dev: sqlite:////var/lib/airflow/airflow.db"),
         "{t}"
     );
+}
+
+/// A database that refuses connections is reported as such, not as a pool
+/// that timed out.
+#[test]
+fn refused_connection_says_so() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    for url in [
+        format!("postgres://windsock@127.0.0.1:{port}/airflow"),
+        format!("mysql://windsock@127.0.0.1:{port}/airflow"),
+    ] {
+        let o = windsock(&["check", "--db-url", &url]);
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(69), "{t}");
+        assert!(t.to_ascii_lowercase().contains("connection refused"), "{t}");
+        assert!(!t.contains("pool timed out"), "{t}");
+    }
 }

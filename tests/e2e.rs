@@ -356,3 +356,72 @@ fn missing_relative_sqlite_file_is_named() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The exporter flags Prometheus users know: `--web.listen-address :PORT`
+/// (every interface), `--web.telemetry-path`, `--log.format json` and
+/// `--log.level`; and the process and build metrics.
+#[test]
+fn exporter_flags_and_process_metrics() {
+    let dir = std::env::temp_dir().join(format!("windsock-e2e-flags-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("demo.db");
+    let out = Command::new(env!("CARGO_BIN_EXE_windsock"))
+        .args(["demo", "--generate-only", "--path", db.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let url = format!("sqlite:///{}", db.display());
+    let ws = Windsock::start(
+        &[
+            "run",
+            "--db-url",
+            &url,
+            "--web.listen-address",
+            ":0",
+            "--web.telemetry-path",
+            "/internal/metrics",
+            "--log.format",
+            "json",
+            "--log.level",
+            "debug",
+        ],
+        &[],
+    );
+    assert!(ws.addr.ip().is_unspecified(), "{}", ws.addr);
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], ws.addr.port()).into();
+    wait_ready(addr);
+    let (status, _, text) = http_get(addr, "/internal/metrics", None);
+    assert_eq!(status, 200);
+    assert_eq!(http_get(addr, "/metrics", None).0, 404);
+    for name in [
+        "process_cpu_seconds_total ",
+        "process_resident_memory_bytes ",
+        "process_open_fds ",
+        "process_max_fds ",
+        "process_start_time_seconds ",
+    ] {
+        assert!(
+            text.contains(&format!("\n{name}")),
+            "{name} missing:\n{text}"
+        );
+    }
+    let build = text
+        .lines()
+        .find(|l| l.starts_with("windsock_build_info{"))
+        .unwrap();
+    assert!(
+        build.contains(&format!("revision=\"{}\"", windsock::REVISION)),
+        "{build}"
+    );
+    assert!(build.contains("rustc_version=\"1."), "{build}");
+    let (_, log) = ws.terminate();
+    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(
+        lines
+            .iter()
+            .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()),
+        "not JSON lines:\n{log}"
+    );
+    assert!(log.contains("\"level\":\"DEBUG\""), "{log}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -24,6 +24,7 @@ use windsock::runner::{RunResult, TargetRunner};
 
 fn masked(name: &str, labels: &str) -> bool {
     name.ends_with("_seconds")
+        || name.starts_with("process_")
         || name.starts_with("airflow_db_")
         || name == "airflow_dag_run_duration_trend_ratio"
         || (name == "airflow_concurrency_peak" && labels.contains("period=\"1h\""))
@@ -83,11 +84,24 @@ async fn demo_exposition_matches_golden() {
     }
     r.db.close().await;
     let text = Exposition::new(store).classic();
-    // windsock's version is not part of the golden file.
-    let text = text.replace(
-        &format!("version=\"{}\"", env!("CARGO_PKG_VERSION")),
-        "version=\"<v>\"",
-    );
+    // windsock's version and build are not part of the golden file.
+    let text = text
+        .replace(
+            &format!("version=\"{}\"", env!("CARGO_PKG_VERSION")),
+            "version=\"<v>\"",
+        )
+        .replace(
+            &format!("revision=\"{}\"", windsock::REVISION),
+            "revision=\"<r>\"",
+        )
+        .replace(
+            &format!("rustc_version=\"{}\"", env!("WINDSOCK_RUSTC_VERSION")),
+            "rustc_version=\"<rustc>\"",
+        )
+        .replace(
+            &format!("target=\"{}\"", env!("WINDSOCK_TARGET")),
+            "target=\"<target>\"",
+        );
 
     let mut child = Command::new("promtool")
         .args(["check", "metrics"])

@@ -14,7 +14,7 @@ async fn get(store: &Arc<Store>, path: &str, accept: Option<&str>) -> (StatusCod
     if let Some(a) = accept {
         req = req.header(header::ACCEPT, a);
     }
-    let resp = router(AppState::new(store.clone()))
+    let resp = router(AppState::new(store.clone()), "/metrics")
         .oneshot(req.body(Body::empty()).unwrap())
         .await
         .unwrap();
@@ -130,7 +130,7 @@ async fn report_endpoint() {
     let state = AppState::new(store.clone())
         .with_report(vec!["prod".into()], windsock::config::Thresholds::default());
     let call = |uri: &'static str| {
-        let app = router(state.clone());
+        let app = router(state.clone(), "/metrics");
         async move {
             let resp = app
                 .oneshot(Request::get(uri).body(Body::empty()).unwrap())

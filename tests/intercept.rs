@@ -81,6 +81,7 @@ fn interceptor(db: &TestDb, s: InterceptSettings, metrics: Arc<Store>) -> Interc
             WriteDb::new(&db.db_url(), &fast_settings()).unwrap(),
         )),
         url: db.db_url(),
+        session_url: db.db_url(),
         database: fast_settings(),
         rules: compile(&s).unwrap(),
         settings: s,

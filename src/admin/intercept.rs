@@ -159,6 +159,9 @@ pub struct Interceptor {
     pub users: Arc<UserStore>,
     /// For the dedicated lock session.
     pub url: DbUrl,
+    /// For the `LISTEN` session: without a transaction pooler in between
+    /// (`direct_url`), else `url`.
+    pub session_url: DbUrl,
     /// Session limits.
     pub database: DatabaseSettings,
     /// Rules, in order.
@@ -300,7 +303,7 @@ impl Interceptor {
                 }
             }
             end(tx, res, true).await?;
-            let opts = crate::db::session::postgres(&self.url, &self.database)
+            let opts = crate::db::session::postgres(&self.session_url, &self.database)
                 .map_err(|e| UserError::Db(DbError::Query(e.to_string())))?;
             let pool = sqlx::postgres::PgPoolOptions::new()
                 .max_connections(1)

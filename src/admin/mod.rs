@@ -100,6 +100,7 @@ pub fn build(config: &ValidatedConfig, metrics: &Arc<Store>) -> Result<Option<Ad
         Some(intercept::Interceptor {
             users,
             url: target.url.clone(),
+            session_url: target.session_url().clone(),
             database: config.settings.database.clone(),
             rules: intercept::compile(&a.intercept).map_err(AdminError::Rules)?,
             settings: a.intercept.clone(),

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::db::Dialect;
 use crate::db::url::{DbUrl, UrlError};
 
 mod admin;
@@ -96,8 +97,11 @@ pub struct Settings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerSettings {
-    /// Address for `/metrics`, `/healthz`, `/readyz`.
+    /// Address for `/metrics`, `/healthz`, `/readyz`: `host:port`, or
+    /// `:port` for every interface.
     pub listen: String,
+    /// Path of the metrics endpoint.
+    pub telemetry_path: String,
     /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
     #[serde(with = "humantime_serde_compat")]
     pub shutdown_grace: Duration,
@@ -112,6 +116,7 @@ impl Default for ServerSettings {
     fn default() -> Self {
         ServerSettings {
             listen: DEFAULT_LISTEN.to_owned(),
+            telemetry_path: "/metrics".to_owned(),
             shutdown_grace: Duration::from_secs(10),
         }
     }
@@ -138,7 +143,7 @@ impl Default for LogSettings {
 }
 
 /// Log line format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// Human-readable lines.
@@ -264,6 +269,15 @@ pub struct TargetSettings {
     /// Read the password from this environment variable.
     #[serde(default)]
     pub password_env: Option<String>,
+    /// PostgreSQL: a URL that reaches the database without a transaction
+    /// pooler, for the one session windsock keeps open to be woken on new
+    /// users (`LISTEN`, with `[admin.intercept] notify`). Behind PgBouncer
+    /// in transaction mode (Airflow's Helm chart) notifications reach
+    /// whichever client holds the server connection, so without it the
+    /// interception finds new users by polling alone. Everything else works
+    /// through the pooler. Same user and password as `url`.
+    #[serde(default)]
+    pub direct_url: Option<String>,
 }
 
 impl std::fmt::Debug for TargetSettings {
@@ -273,6 +287,10 @@ impl std::fmt::Debug for TargetSettings {
             .field("url", &crate::db::url::redact(&self.url))
             .field("password_file", &self.password_file)
             .field("password_env", &self.password_env)
+            .field(
+                "direct_url",
+                &self.direct_url.as_deref().map(crate::db::url::redact),
+            )
             .finish()
     }
 }
@@ -301,6 +319,16 @@ pub struct Target {
     pub environment: String,
     /// Parsed URL with its password.
     pub url: DbUrl,
+    /// The URL without a pooler in between, when one is configured.
+    pub direct_url: Option<DbUrl>,
+}
+
+impl Target {
+    /// The URL for sessions that must stay on one server connection
+    /// (`LISTEN`): `direct_url`, else `url`.
+    pub fn session_url(&self) -> &DbUrl {
+        self.direct_url.as_ref().unwrap_or(&self.url)
+    }
 }
 
 impl Settings {
@@ -353,15 +381,30 @@ impl Settings {
 
     /// Checks the rules a parser cannot, resolves passwords and URLs.
     pub fn validate(self) -> Result<ValidatedConfig, ConfigError> {
-        let listen: SocketAddr = self.server.listen.parse().map_err(|_| {
+        let listen = parse_listen(&self.server.listen).ok_or_else(|| {
             ConfigError::key(
                 "server.listen",
                 format!(
-                    "`{}` is not an address like 0.0.0.0:10112",
+                    "`{}` is not an address like 0.0.0.0:10112 or :10112",
                     self.server.listen
                 ),
             )
         })?;
+        let path = &self.server.telemetry_path;
+        if !path.starts_with('/')
+            || path.len() < 2
+            || ["/healthz", "/readyz", "/api/v1/report"].contains(&path.as_str())
+            || path
+                .chars()
+                .any(|c| c.is_whitespace() || c == '?' || c == '#')
+        {
+            return Err(ConfigError::key(
+                "server.telemetry_path",
+                format!(
+                    "`{path}` must be a path like /metrics, and not /healthz, /readyz or /api/v1/report"
+                ),
+            ));
+        }
         let c = &self.collection;
         if c.max_concurrent_queries == 0 || c.max_concurrent_queries > 16 {
             return Err(ConfigError::key(
@@ -433,13 +476,31 @@ impl Settings {
                 })?),
                 (None, None) => None,
             };
+            let mut direct_url = match &t.direct_url {
+                None => None,
+                Some(raw) => {
+                    let d = DbUrl::parse(raw).map_err(|e| {
+                        ConfigError::key(format!("{prefix}.direct_url"), e.to_string())
+                    })?;
+                    if d.dialect() != Dialect::Postgres || url.dialect() != Dialect::Postgres {
+                        return Err(ConfigError::key(
+                            format!("{prefix}.direct_url"),
+                            "is for PostgreSQL targets behind a pooler (PgBouncer)",
+                        ));
+                    }
+                    Some(d)
+                }
+            };
             if let Some(password) = password {
-                url.set_password(password)
-                    .map_err(|e| url_error(&prefix, e))?;
+                for u in std::iter::once(&mut url).chain(direct_url.as_mut()) {
+                    u.set_password(password.clone())
+                        .map_err(|e| url_error(&prefix, e))?;
+                }
             }
             targets.push(Target {
                 environment: t.environment.clone(),
                 url,
+                direct_url,
             });
         }
         self.validate_registry()?;
@@ -813,6 +874,20 @@ impl Settings {
         })?;
         Ok(())
     }
+}
+
+/// A listen address as Prometheus exporters take it: `host:port`,
+/// `[v6]:port`, or `:port` for every interface; a host name is resolved.
+pub fn parse_listen(text: &str) -> Option<SocketAddr> {
+    let text = text.trim();
+    if let Some(port) = text.strip_prefix(':') {
+        return Some(SocketAddr::from(([0, 0, 0, 0], port.parse().ok()?)));
+    }
+    if let Ok(addr) = text.parse() {
+        return Some(addr);
+    }
+    use std::net::ToSocketAddrs as _;
+    text.to_socket_addrs().ok()?.next()
 }
 
 /// `"HH:MM"` (UTC) as seconds after midnight.

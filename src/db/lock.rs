@@ -1,8 +1,17 @@
 //! Advisory locks that make one windsock replica the acting one (new-user
-//! interception, scheduled exports). PostgreSQL: `pg_try_advisory_lock` on
-//! a key derived from the lock's name; MySQL/MariaDB: `GET_LOCK(name, 0)`.
-//! Each is held by a dedicated session, so it goes away with the replica
-//! or its connection. SQLite is single-node: the lock is always granted.
+//! interception, scheduled exports). Each is held by a dedicated
+//! connection, so it goes away with the replica or its connection. SQLite
+//! is single-node: the lock is always granted.
+//!
+//! - PostgreSQL: `pg_try_advisory_xact_lock` on a key derived from the
+//!   lock's name, inside a transaction that stays open while the replica
+//!   leads. A transaction keeps its server connection even behind PgBouncer
+//!   in transaction pooling mode (the Helm chart's), where a session-level
+//!   `pg_try_advisory_lock` would stay with a server connection that other
+//!   clients get next. The transaction reads nothing between checks, so it
+//!   holds no snapshot back from vacuum; its idle-in-transaction timeout is
+//!   turned off for it alone.
+//! - MySQL/MariaDB: `GET_LOCK(name, 0)` on a dedicated session.
 
 use sqlx::Connection as _;
 
@@ -12,8 +21,9 @@ use crate::config::DatabaseSettings;
 
 /// A held lock: the session that owns it.
 pub enum Leader {
-    /// PostgreSQL session holding `pg_try_advisory_lock`.
-    Postgres(sqlx::PgConnection),
+    /// PostgreSQL connection whose open transaction holds
+    /// `pg_try_advisory_xact_lock` on the key.
+    Postgres(sqlx::PgConnection, i64),
     /// MySQL session holding `GET_LOCK`.
     MySql(sqlx::MySqlConnection),
     /// SQLite: nothing to hold.
@@ -68,13 +78,27 @@ impl Leader {
                 let mut c = sqlx::PgConnection::connect_with(&opts)
                     .await
                     .map_err(conn_err)?;
-                let got: (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock($1)")
-                    .bind(pg_key(name))
-                    .fetch_one(&mut c)
-                    .await
-                    .map_err(conn_err)?;
+                let begin = format!(
+                    "BEGIN; {}; SET LOCAL idle_in_transaction_session_timeout = 0",
+                    super::session::postgres_transaction_settings(
+                        database.statement_timeout,
+                        database.lock_timeout
+                    )
+                );
+                let got = async {
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(begin))
+                        .execute(&mut c)
+                        .await?;
+                    sqlx::query_as::<_, (bool,)>("SELECT pg_try_advisory_xact_lock($1)")
+                        .persistent(false)
+                        .bind(pg_key(name))
+                        .fetch_one(&mut c)
+                        .await
+                }
+                .await
+                .map_err(conn_err)?;
                 if got.0 {
-                    Ok(Some(Leader::Postgres(c)))
+                    Ok(Some(Leader::Postgres(c, pg_key(name))))
                 } else {
                     let _ = c.close().await;
                     Ok(None)
@@ -100,10 +124,20 @@ impl Leader {
         }
     }
 
-    /// Whether the owning session is still alive.
+    /// Whether the lock is still held: the session is alive (PostgreSQL:
+    /// its transaction still holds the lock).
     pub async fn still_held(&mut self) -> bool {
         match self {
-            Leader::Postgres(c) => c.ping().await.is_ok(),
+            Leader::Postgres(c, key) => sqlx::query_as::<_, (bool,)>(
+                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' \
+                 AND pid = pg_backend_pid() AND granted \
+                 AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = $1)",
+            )
+            .persistent(false)
+            .bind(*key)
+            .fetch_one(c)
+            .await
+            .is_ok_and(|r| r.0),
             Leader::MySql(c) => c.ping().await.is_ok(),
             Leader::Single => true,
         }
@@ -112,7 +146,7 @@ impl Leader {
     /// Releases the lock by closing its session.
     pub async fn release(self) {
         match self {
-            Leader::Postgres(c) => {
+            Leader::Postgres(c, _) => {
                 let _ = c.close().await;
             }
             Leader::MySql(c) => {

@@ -190,6 +190,7 @@ pub struct Db {
     /// What a failed connection explains: for SQLite, the file tried.
     connect_hint: Arc<str>,
     statement_timeout: Duration,
+    lock_timeout: Duration,
     stats: Arc<QueryStats>,
 }
 
@@ -263,6 +264,7 @@ impl Db {
                 .into(),
             url: shown,
             statement_timeout: settings.statement_timeout,
+            lock_timeout: settings.lock_timeout,
             stats: Arc::new(QueryStats::default()),
         })
     }
@@ -327,22 +329,25 @@ impl Db {
         let deadline = timeout.min(self.statement_timeout);
         match &self.pool {
             Pool::Postgres(p) => {
-                let mut conn = p.acquire().await.map_err(|e| self.connect_error(e))?;
+                let mut conn = match p.acquire().await {
+                    Ok(c) => c,
+                    Err(e) => return Err(self.acquire_error(e).await),
+                };
                 let fut = async {
-                    // SET LOCAL lasts until the rollback below; the read-only
-                    // transaction cannot be switched to read-write inside.
+                    // SET LOCAL lasts until the rollback below (so it holds
+                    // behind PgBouncer too); the read-only transaction
+                    // cannot be switched to read-write inside.
                     let begin = format!(
-                        "BEGIN READ ONLY; SET LOCAL statement_timeout = {}",
-                        deadline.as_millis().max(1)
+                        "BEGIN READ ONLY; {}",
+                        session::postgres_transaction_settings(deadline, self.lock_timeout)
                     );
                     sqlx::raw_sql(sqlx::AssertSqlSafe(begin))
                         .execute(&mut *conn)
                         .await?;
-                    let out = collect(
-                        bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), binds).fetch(&mut *conn),
-                        decode_pg,
-                    )
-                    .await;
+                    // Unnamed: a statement prepared by name would outlive the
+                    // transaction on a pooled server connection.
+                    let q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
+                    let out = collect(bind_all(q, binds).fetch(&mut *conn), decode_pg).await;
                     conn.execute("ROLLBACK").await?;
                     out
                 };
@@ -350,7 +355,10 @@ impl Db {
                 finish(res, deadline, conn).await
             }
             Pool::MySql(p) => {
-                let mut conn = p.acquire().await.map_err(|e| self.connect_error(e))?;
+                let mut conn = match p.acquire().await {
+                    Ok(c) => c,
+                    Err(e) => return Err(self.acquire_error(e).await),
+                };
                 let fut = async {
                     conn.execute("START TRANSACTION READ ONLY").await?;
                     let out = collect(
@@ -365,7 +373,10 @@ impl Db {
                 finish(res, deadline, conn).await
             }
             Pool::Sqlite(p) => {
-                let mut conn = p.acquire().await.map_err(|e| self.connect_error(e))?;
+                let mut conn = match p.acquire().await {
+                    Ok(c) => c,
+                    Err(e) => return Err(self.acquire_error(e).await),
+                };
                 let interrupted = Arc::new(AtomicBool::new(false));
                 {
                     let started = Instant::now();
@@ -412,6 +423,36 @@ impl Db {
         match self.pool {
             Pool::Postgres(_) => format!("${n}"),
             Pool::MySql(_) | Pool::Sqlite(_) => "?".to_owned(),
+        }
+    }
+
+    /// Why no pooled connection came. sqlx reports a database that cannot
+    /// be reached as "pool timed out": then one direct attempt finds the
+    /// cause (connection refused, unknown host, authentication failed).
+    async fn acquire_error(&self, e: sqlx::Error) -> DbError {
+        use sqlx::ConnectOptions as _;
+        if !matches!(e, sqlx::Error::PoolTimedOut) {
+            return self.connect_error(e);
+        }
+        let attempt = async {
+            match &self.pool {
+                Pool::Postgres(p) => p.connect_options().connect().await.map(drop),
+                Pool::MySql(p) => p.connect_options().connect().await.map(drop),
+                Pool::Sqlite(p) => p.connect_options().connect().await.map(drop),
+            }
+        };
+        let cause = match tokio::time::timeout(Duration::from_secs(5), attempt).await {
+            Ok(Err(cause)) => cause.to_string(),
+            Ok(Ok(())) => "the pool's connections are all busy".to_owned(),
+            Err(_) => "no answer from the server within 5 s".to_owned(),
+        };
+        DbError::Connect {
+            url: self.url.to_string(),
+            message: format!(
+                "{} (no connection within [database] acquire_timeout){}",
+                url::redact(&cause),
+                self.connect_hint
+            ),
         }
     }
 

@@ -2,9 +2,8 @@
 //!
 //! Why each one:
 //! - **read-only**: diagnostics must never change Airflow's data, whatever
-//!   SQL a user puts in a custom query. PostgreSQL sessions start with
-//!   `default_transaction_read_only = on` and each query runs in
-//!   `BEGIN READ ONLY`; MySQL/MariaDB sessions are
+//!   SQL a user puts in a custom query. Each PostgreSQL query runs in its own
+//!   `BEGIN READ ONLY` transaction; MySQL/MariaDB sessions are
 //!   `SET SESSION TRANSACTION READ ONLY`; SQLite files are opened with
 //!   `SQLITE_OPEN_READONLY` and `PRAGMA query_only = ON`.
 //! - **statement timeout**: a diagnostic that turns out slow on a big DB is
@@ -16,6 +15,17 @@
 //! - **application_name** (PostgreSQL): windsock's sessions are easy to find
 //!   in `pg_stat_activity`.
 //! - **small pool**: see [`crate::config::DatabaseSettings::max_connections`].
+//!
+//! PostgreSQL and PgBouncer: Airflow's Helm chart and Astronomer put
+//! PgBouncer in transaction pooling mode in front of the metadata DB. There a
+//! client owns a server connection only for the length of a transaction,
+//! and PgBouncer refuses startup parameters other than the few it tracks
+//! (`options=-c ...` gets `unsupported startup parameter: options`;
+//! `extra_float_digits` too unless ignored). So windsock sends none: every
+//! setting above is `SET LOCAL` inside the transaction that needs it
+//! ([`postgres_transaction_settings`]), statements are not prepared by name
+//! (PgBouncer before 1.21 cannot keep them across server connections), and
+//! nothing relies on session state between transactions.
 
 use std::time::Duration;
 
@@ -45,8 +55,13 @@ fn millis(d: Duration) -> String {
     d.as_millis().max(1).to_string()
 }
 
-/// PostgreSQL connect options with the safe session defaults.
-pub(crate) fn postgres(url: &DbUrl, s: &DatabaseSettings) -> Result<PgConnectOptions, sqlx::Error> {
+/// PostgreSQL connect options: no startup options, no named prepared
+/// statements (see the module docs: they work directly, through PgBouncer
+/// in session mode and in transaction mode alike).
+pub(crate) fn postgres(
+    url: &DbUrl,
+    _s: &DatabaseSettings,
+) -> Result<PgConnectOptions, sqlx::Error> {
     let base = url
         .server_url()
         .ok_or_else(|| sqlx::Error::Configuration("not a server URL".into()))?;
@@ -54,16 +69,26 @@ pub(crate) fn postgres(url: &DbUrl, s: &DatabaseSettings) -> Result<PgConnectOpt
     if let Some(pw) = url.password() {
         opts = opts.password(pw);
     }
-    Ok(opts.application_name("windsock").options([
-        ("default_transaction_read_only", "on".to_owned()),
-        ("statement_timeout", millis(s.statement_timeout)),
-        ("lock_timeout", millis(s.lock_timeout)),
-        (
-            "idle_in_transaction_session_timeout",
-            millis(s.statement_timeout * 2),
-        ),
-        ("TimeZone", "UTC".to_owned()),
-    ]))
+    Ok(opts
+        .application_name("windsock")
+        .extra_float_digits(None)
+        .statement_cache_capacity(0))
+}
+
+/// The `SET LOCAL` statements that give a PostgreSQL transaction
+/// windsock's limits; they end with the transaction, so a pooled server
+/// connection goes back to PgBouncer as it came.
+pub(crate) fn postgres_transaction_settings(
+    statement_timeout: Duration,
+    lock_timeout: Duration,
+) -> String {
+    format!(
+        "SET LOCAL statement_timeout = {st}; SET LOCAL lock_timeout = {lt}; \
+         SET LOCAL idle_in_transaction_session_timeout = {it}; SET LOCAL TimeZone = 'UTC'",
+        st = millis(statement_timeout),
+        lt = millis(lock_timeout.min(statement_timeout)),
+        it = millis(statement_timeout * 2),
+    )
 }
 
 /// MySQL/MariaDB connect options (session variables are set after connect).

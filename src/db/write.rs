@@ -64,6 +64,7 @@ enum Pool {
 pub struct WriteDb {
     pool: Pool,
     timeout: Duration,
+    lock_timeout: Duration,
 }
 
 impl std::fmt::Debug for WriteDb {
@@ -97,8 +98,7 @@ impl WriteDb {
             Dialect::Postgres => {
                 let opts = super::session::postgres(url, &s)
                     .map_err(connect_err)?
-                    .application_name("windsock-admin")
-                    .options([("default_transaction_read_only", "off")]);
+                    .application_name("windsock-admin");
                 Pool::Postgres(super::session::pool_options(&s).connect_lazy_with(opts))
             }
             Dialect::MySql => {
@@ -129,6 +129,7 @@ impl WriteDb {
         Ok(WriteDb {
             pool,
             timeout: settings.statement_timeout,
+            lock_timeout: settings.lock_timeout,
         })
     }
 
@@ -146,7 +147,18 @@ impl WriteDb {
     pub async fn begin(&self) -> Result<WriteTx, DbError> {
         let fut = async {
             Ok::<_, sqlx::Error>(match &self.pool {
-                Pool::Postgres(p) => WriteTx::Postgres(p.begin().await?),
+                Pool::Postgres(p) => {
+                    // Explicitly read-write (a role may default to read-only),
+                    // with windsock's limits for this transaction only.
+                    let begin = format!(
+                        "BEGIN READ WRITE; {}",
+                        super::session::postgres_transaction_settings(
+                            self.timeout,
+                            self.lock_timeout
+                        )
+                    );
+                    WriteTx::Postgres(p.begin_with(sqlx::AssertSqlSafe(begin)).await?)
+                }
                 Pool::MySql(p) => WriteTx::MySql(p.begin().await?),
                 Pool::Sqlite(p) => WriteTx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
             })
@@ -216,7 +228,10 @@ impl WriteTx {
     pub async fn fetch(&mut self, sql: &str, values: &[Value]) -> Result<Rows, DbError> {
         let out = match self {
             WriteTx::Postgres(tx) => {
-                let q = bind_values!(sqlx::query(sqlx::AssertSqlSafe(numbered(sql))), values);
+                let q = bind_values!(
+                    sqlx::query(sqlx::AssertSqlSafe(numbered(sql))).persistent(false),
+                    values
+                );
                 collect(q.fetch(&mut **tx), decode_pg).await
             }
             WriteTx::MySql(tx) => {
@@ -235,7 +250,10 @@ impl WriteTx {
     pub async fn execute(&mut self, sql: &str, values: &[Value]) -> Result<u64, DbError> {
         let res = match self {
             WriteTx::Postgres(tx) => {
-                let q = bind_values!(sqlx::query(sqlx::AssertSqlSafe(numbered(sql))), values);
+                let q = bind_values!(
+                    sqlx::query(sqlx::AssertSqlSafe(numbered(sql))).persistent(false),
+                    values
+                );
                 tx.execute(q).await.map(|r| r.rows_affected())
             }
             WriteTx::MySql(tx) => {

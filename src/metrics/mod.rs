@@ -18,6 +18,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 pub mod limits;
+mod process;
 
 use crate::airflow::Schema;
 use crate::diagnostics::{Family, MetricKind};
@@ -247,7 +248,7 @@ pub const SELF_METRICS: &[SelfMetric] = &[
         name: "windsock_build",
         help: "windsock build information",
         kind: MetricKind::Info,
-        labels: &["version"],
+        labels: &["version", "revision", "rustc_version", "target"],
     },
     SelfMetric {
         name: "airflow_schema",
@@ -260,6 +261,42 @@ pub const SELF_METRICS: &[SelfMetric] = &[
             "fab_revision",
             "dialect",
         ],
+    },
+    SelfMetric {
+        name: "process_cpu_seconds",
+        help: "Total user and system CPU time spent in seconds",
+        kind: MetricKind::Counter,
+        labels: &[],
+    },
+    SelfMetric {
+        name: "process_resident_memory_bytes",
+        help: "Resident memory size in bytes",
+        kind: MetricKind::Gauge,
+        labels: &[],
+    },
+    SelfMetric {
+        name: "process_virtual_memory_bytes",
+        help: "Virtual memory size in bytes",
+        kind: MetricKind::Gauge,
+        labels: &[],
+    },
+    SelfMetric {
+        name: "process_start_time_seconds",
+        help: "Start time of the process since unix epoch in seconds",
+        kind: MetricKind::Gauge,
+        labels: &[],
+    },
+    SelfMetric {
+        name: "process_open_fds",
+        help: "Number of open file descriptors",
+        kind: MetricKind::Gauge,
+        labels: &[],
+    },
+    SelfMetric {
+        name: "process_max_fds",
+        help: "Maximum number of open file descriptors",
+        kind: MetricKind::Gauge,
+        labels: &[],
     },
     SelfMetric {
         name: "windsock_up",
@@ -514,7 +551,15 @@ impl Collector for StoreCollector {
         let mut by_name: BTreeMap<&str, Vec<(Labels<'_>, f64)>> = BTreeMap::from([
             (
                 "windsock_build",
-                vec![(vec![("version", crate::VERSION)], 1.0)],
+                vec![(
+                    vec![
+                        ("version", crate::VERSION),
+                        ("revision", crate::REVISION),
+                        ("rustc_version", env!("WINDSOCK_RUSTC_VERSION")),
+                        ("target", env!("WINDSOCK_TARGET")),
+                    ],
+                    1.0,
+                )],
             ),
             (
                 "airflow_schema",
@@ -536,6 +581,9 @@ impl Collector for StoreCollector {
                 vec![(Vec::new(), dropped as f64)],
             ),
         ]);
+        for (name, v) in process::samples() {
+            by_name.entry(name).or_default().push((Vec::new(), v));
+        }
         let events = self.store.events.read().unwrap_or_else(|p| p.into_inner());
         for (name, series) in events.iter() {
             let list = by_name.entry(name).or_default();
