@@ -72,11 +72,12 @@ pub enum ExportCommand {
     /// Export once, now: the tables of `[export]` (or --tables) for the
     /// window ending at the last window boundary (or --end), into --to.
     ///
-    /// Without --db-url and without targets in the config, exports the demo
-    /// database (windsock-demo.db, created when missing). The manifest is
-    /// written last; exit status 0 when every table was exported, 1 when
-    /// some failed, 64 on a bad configuration, 69 when the database cannot
-    /// be reached.
+    /// Needs a target: --db-url, [[targets]] in the config, Airflow's
+    /// AIRFLOW__DATABASE__SQL_ALCHEMY_CONN, or --demo (the demo database,
+    /// windsock-demo.db, created when missing). The manifest is written
+    /// last; exit status 0 when every table was exported, 1 when some
+    /// failed, 64 on a bad configuration or no target, 69 when the
+    /// database cannot be reached.
     Run(ExportRunArgs),
 }
 
@@ -105,6 +106,10 @@ pub struct ExportRunArgs {
     /// Comma-separated tables (overrides export.tables).
     #[arg(long, value_delimiter = ',', value_name = "TABLES")]
     pub tables: Vec<String>,
+    /// Export the demo database (windsock-demo.db, created when missing)
+    /// instead of a configured target.
+    #[arg(long, conflicts_with = "db_url")]
+    pub demo: bool,
 }
 
 /// `windsock admin …`

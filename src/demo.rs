@@ -62,13 +62,10 @@ pub enum DemoError {
 /// Runs `windsock demo`.
 pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
     let settings = Settings {
-        targets: vec![TargetSettings {
-            environment: "demo".to_owned(),
-            url: format!("sqlite:///{}", args.path.display()),
-            password_file: None,
-            password_env: None,
-            direct_url: None,
-        }],
+        targets: vec![TargetSettings::from_url(
+            "demo",
+            &format!("sqlite:///{}", args.path.display()),
+        )],
         ..Settings::default()
     };
     crate::logging::init(&settings.log);

@@ -26,18 +26,13 @@ fn main() -> ExitCode {
     runtime.block_on(dispatch(cli))
 }
 
-/// Loads the config (file, env), adds `--db-url` as the single target and
-/// starts logging; not yet validated.
-fn load_settings(args: &TargetArgs) -> Result<Settings, ExitCode> {
+/// Loads the config (file, env), adds `--db-url` as the single target,
+/// starts logging and reads what the config points to (URLs from the
+/// environment, secrets); not yet validated.
+async fn load_settings(args: &TargetArgs) -> Result<Settings, ExitCode> {
     let mut settings = Settings::load(args.config.config.as_deref()).map_err(config_error)?;
     if let Some(url) = &args.db_url {
-        settings.targets = vec![TargetSettings {
-            environment: args.environment.clone(),
-            url: url.clone(),
-            password_file: None,
-            password_env: None,
-            direct_url: None,
-        }];
+        settings.targets = vec![TargetSettings::from_url(&args.environment, url)];
     }
     if let Some(level) = &args.log.level {
         settings.log.level = level.clone();
@@ -46,12 +41,13 @@ fn load_settings(args: &TargetArgs) -> Result<Settings, ExitCode> {
         settings.log.format = format;
     }
     windsock::logging::init(&settings.log);
+    settings.resolve_sources().await.map_err(config_error)?;
     Ok(settings)
 }
 
 /// Loads and validates the config, adding `--db-url` as a single target.
-fn load(args: &TargetArgs) -> Result<ValidatedConfig, ExitCode> {
-    load_settings(args)?.validate().map_err(config_error)
+async fn load(args: &TargetArgs) -> Result<ValidatedConfig, ExitCode> {
+    load_settings(args).await?.validate().map_err(config_error)
 }
 
 /// A missing target is a configuration error (64); the rest exit 1.
@@ -73,7 +69,7 @@ fn config_error(e: windsock::config::ConfigError) -> ExitCode {
 async fn dispatch(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Run(args) => {
-            let mut settings = match load_settings(&args.target) {
+            let mut settings = match load_settings(&args.target).await {
                 Ok(s) => s,
                 Err(code) => return code,
             };
@@ -96,7 +92,7 @@ async fn dispatch(cli: Cli) -> ExitCode {
             }
         }
         Command::Check(args) => {
-            let config = match load(&args.target) {
+            let config = match load(&args.target).await {
                 Ok(c) => c,
                 Err(code) => return code,
             };
@@ -109,7 +105,7 @@ async fn dispatch(cli: Cli) -> ExitCode {
             }
         }
         Command::Report(args) => {
-            let config = match load(&args.target) {
+            let config = match load(&args.target).await {
                 Ok(c) => c,
                 Err(code) => return code,
             };
@@ -131,10 +127,13 @@ async fn dispatch(cli: Cli) -> ExitCode {
             }
         }
         Command::Config(ConfigCommand::Validate(args)) => {
-            let settings = match Settings::load(args.config.as_deref()) {
+            let mut settings = match Settings::load(args.config.as_deref()) {
                 Ok(s) => s,
                 Err(e) => return config_error(e),
             };
+            if let Err(e) = settings.resolve_sources().await {
+                return config_error(e);
+            }
             match settings.validate() {
                 Ok(v) => {
                     println!(
@@ -207,11 +206,18 @@ async fn dispatch(cli: Cli) -> ExitCode {
 
 /// `windsock export run`.
 async fn export_run(args: windsock::cli::ExportRunArgs) -> ExitCode {
-    let mut settings = match load_settings(&args.target) {
+    let mut settings = match load_settings(&args.target).await {
         Ok(s) => s,
         Err(code) => return code,
     };
-    if settings.targets.is_empty() {
+    if settings.targets.is_empty() && !args.demo {
+        eprintln!(
+            "windsock: invalid configuration: nothing to export: pass --db-url, configure \
+             [[targets]], or --demo for the demo database"
+        );
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    if args.demo {
         let path = std::path::PathBuf::from("windsock-demo.db");
         if !path.exists()
             && let Err(e) = windsock::demo::create(&path, 42).await
@@ -219,14 +225,11 @@ async fn export_run(args: windsock::cli::ExportRunArgs) -> ExitCode {
             eprintln!("windsock export: cannot create the demo database: {e}");
             return ExitCode::from(1);
         }
-        tracing::info!(path = %path.display(), "No target configured: exporting the demo database.");
-        settings.targets = vec![TargetSettings {
-            environment: "demo".to_owned(),
-            url: format!("sqlite:///{}", path.display()),
-            password_file: None,
-            password_env: None,
-            direct_url: None,
-        }];
+        tracing::info!(path = %path.display(), "Exporting the demo database.");
+        settings.targets = vec![TargetSettings::from_url(
+            "demo",
+            &format!("sqlite:///{}", path.display()),
+        )];
     }
     let e = &mut settings.export;
     if let Some(m) = args.mode {

@@ -818,3 +818,136 @@ async fn direct_export_into_s3_from_postgres_and_mariadb() {
     drop(server);
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// Secrets Manager in moto holding `name` = `value`.
+async fn put_secret(moto: &Server, name: &str, value: &str) {
+    let client = aws_sdk_secretsmanager::Client::new(&sdk(&moto.endpoint, "test", "test").await);
+    client
+        .create_secret()
+        .name(name)
+        .secret_string(value)
+        .send()
+        .await
+        .unwrap();
+}
+
+/// The binary with moto as AWS and `envs`; (exit status, output).
+fn windsock_with_aws(moto: &Server, args: &[&str], envs: &[(&str, &str)]) -> (i32, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_windsock"));
+    cmd.args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("WINDSOCK_CONFIG")
+        .env_remove("WINDSOCK_DB_URL")
+        .env_remove("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
+        .env("AWS_ENDPOINT_URL", &moto.endpoint)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let o = cmd.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    (o.status.code().unwrap_or(-1), text)
+}
+
+/// MWAA keeps the connection in Secrets Manager: a target's password comes
+/// from `password_secret_id` (a connection's JSON, as the bootstrap DAG of
+/// deploy/mwaa publishes it), proven against a PgBouncer that asks for that
+/// password; Airflow's `AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_SECRET` with the
+/// Secrets Manager backend resolves like Airflow's `conf.get`. A missing
+/// secret is a configuration error (64) that names the secret, never its
+/// value.
+#[tokio::test(flavor = "multi_thread")]
+async fn passwords_and_urls_from_secrets_manager() {
+    let moto = moto();
+    let db = TestDb::with_data(Dialect::Postgres, "3.1.8").await;
+    let bouncer = common::PgBouncer::start_with("transaction", 2, Some("m0to-s3cret"));
+    put_secret(
+        &moto,
+        "windsock/prod/metadata",
+        r#"{"conn_type": "postgres", "host": "db", "login": "postgres", "password": "m0to-s3cret"}"#,
+    )
+    .await;
+    let dir = std::env::temp_dir().join(format!("windsock-sm-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("w.toml");
+    let write_cfg = |secret: &str| {
+        std::fs::write(
+            &cfg,
+            format!(
+                "[[targets]]\nenvironment = \"prod\"\nurl = \"{}\"\npassword_secret_id = \"{secret}\"\n",
+                bouncer.url(&db)
+            ),
+        )
+        .unwrap();
+    };
+    write_cfg("windsock/prod/metadata");
+    let (code, out) = windsock_with_aws(&moto, &["check", "-c", cfg.to_str().unwrap()], &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("m0to-s3cret"), "{out}");
+    // Without the secret's password the pooler refuses.
+    std::fs::write(
+        &cfg,
+        format!("[[targets]]\nurl = \"{}\"\n", bouncer.url(&db)),
+    )
+    .unwrap();
+    let (code, _) = windsock_with_aws(&moto, &["check", "-c", cfg.to_str().unwrap()], &[]);
+    assert_eq!(code, 69);
+    write_cfg("windsock/prod/absent");
+    let (code, out) = windsock_with_aws(&moto, &["check", "-c", cfg.to_str().unwrap()], &[]);
+    assert_eq!(code, 64, "{out}");
+    assert!(
+        out.contains("targets[0].password_secret_id") && out.contains("windsock/prod/absent"),
+        "{out}"
+    );
+
+    let name = db.url.rsplit('/').next().unwrap().to_owned();
+    put_secret(
+        &moto,
+        "airflow/config/sql_alchemy_conn",
+        &format!("postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"),
+    )
+    .await;
+    let backend = [
+        (
+            "AIRFLOW__SECRETS__BACKEND",
+            "airflow.providers.amazon.aws.secrets.secrets_manager.SecretsManagerBackend",
+        ),
+        (
+            "AIRFLOW__SECRETS__BACKEND_KWARGS",
+            r#"{"connections_prefix": "airflow/connections", "config_prefix": "airflow/config"}"#,
+        ),
+        (
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_SECRET",
+            "sql_alchemy_conn",
+        ),
+    ];
+    let (code, out) = windsock_with_aws(&moto, &["check"], &backend);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("target default"), "{out}");
+    let mut other = backend;
+    other[0].1 = "airflow.secrets.local_filesystem.LocalFilesystemBackend";
+    let (code, out) = windsock_with_aws(&moto, &["check"], &other);
+    assert_eq!(code, 64, "{out}");
+    assert!(out.contains("SecretsManagerBackend"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The MWAA bootstrap DAG's code (deploy/mwaa/) parses Airflow's
+/// connection and publishes it to Secrets Manager (moto), then updates it.
+#[test]
+fn mwaa_bootstrap_dag_publishes_the_connection() {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/mwaa/test_publish.py");
+    let out = Command::new("python3").arg(&script).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

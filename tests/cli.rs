@@ -208,3 +208,79 @@ fn refused_connection_says_so() {
         assert!(!t.contains("pool timed out"), "{t}");
     }
 }
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+/// `windsock check` with `envs` set and `args`; its output, after asserting
+/// that every diagnostic ran (exit 0).
+fn check_with(envs: &[(&str, &str)], args: &[&str]) -> String {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_windsock"));
+    cmd.arg("check")
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("WINDSOCK_CONFIG")
+        .env_remove("WINDSOCK_DB_URL");
+    for v in [
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_SECRET",
+    ] {
+        cmd.env_remove(v);
+    }
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let o = cmd.output().unwrap();
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    t
+}
+
+/// With no target configured, windsock watches the database Airflow's own
+/// `AIRFLOW__DATABASE__SQL_ALCHEMY_CONN` names (the Helm chart's metadata
+/// secret), or its `_CMD` form's output; an `AIRFLOW_CONN_*` connection in
+/// JSON form works through `url_env`. No password is printed.
+#[test]
+fn urls_from_airflows_own_environment() {
+    let db = block_on(common::TestDb::with_data(
+        windsock::db::Dialect::Postgres,
+        "3.1.8",
+    ));
+    let name = db.url.rsplit('/').next().unwrap().to_owned();
+    let conn = format!("postgresql+psycopg2://postgres:not-needed-s3cret@127.0.0.1:5432/{name}");
+    let t = check_with(&[("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", &conn)], &[]);
+    assert!(t.contains("target default") && t.contains("3.1.8"), "{t}");
+    assert!(!t.contains("not-needed-s3cret"), "{t}");
+    let t = check_with(
+        &[(
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD",
+            &format!("printf '%s' '{conn}'"),
+        )],
+        &[],
+    );
+    assert!(t.contains("target default"), "{t}");
+    let dir = std::env::temp_dir().join(format!("windsock-cli-conn-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("w.toml");
+    std::fs::write(
+        &cfg,
+        "[[targets]]\nenvironment = \"prod\"\nurl_env = \"AIRFLOW_CONN_METADATA\"\n",
+    )
+    .unwrap();
+    let json = format!(
+        r#"{{"conn_type": "postgres", "host": "127.0.0.1", "port": 5432, "login": "postgres", "password": "p@ss/w", "schema": "{name}"}}"#
+    );
+    let t = check_with(
+        &[("AIRFLOW_CONN_METADATA", &json)],
+        &["-c", cfg.to_str().unwrap()],
+    );
+    assert!(t.contains("target prod"), "{t}");
+    assert!(!t.contains("p@ss") && !t.contains("p%40ss"), "{t}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

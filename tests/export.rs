@@ -486,13 +486,33 @@ fn excluded_tables_match_the_job_script() {
     assert_eq!(in_rust.len(), 8);
 }
 
-/// `windsock export run --mode direct --to ./exports` with nothing else:
-/// the demo database is created and exported, and the manifest says so.
+/// `windsock export run` with no target refuses (64) instead of exporting
+/// something nobody asked for; `--demo` creates and exports the demo
+/// database, and the manifest says so.
 #[test]
-fn export_run_works_on_the_demo_out_of_the_box() {
+fn export_run_needs_a_target_or_demo() {
     let cwd = tmpdir("demo");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_windsock"))
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_windsock"))
         .args(["export", "run", "--mode", "direct", "--to", "./exports"])
+        .current_dir(&cwd)
+        .env_remove("WINDSOCK_CONFIG")
+        .env_remove("WINDSOCK_DB_URL")
+        .env_remove("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--demo"));
+    assert!(!cwd.join("windsock-demo.db").exists() && !cwd.join("exports").exists());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_windsock"))
+        .args([
+            "export",
+            "run",
+            "--demo",
+            "--mode",
+            "direct",
+            "--to",
+            "./exports",
+        ])
         .current_dir(&cwd)
         .env_remove("WINDSOCK_CONFIG")
         .env_remove("WINDSOCK_DB_URL")

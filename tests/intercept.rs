@@ -214,6 +214,9 @@ async fn pipeline_sqlite() {
 #[tokio::test]
 async fn catch_up_covers_a_restart() {
     let db = airflow_db(Dialect::Sqlite, "3.1.8").await;
+    // The fixture's users predate the restart, however fresh the fixture.
+    db.exec_script("UPDATE ab_user SET created_on = '2020-01-01 00:00:00'")
+        .await;
     let (hook, events) = webhook_sink().await;
     add_user(&db, "made/while-down", "d@ops.example.com", "Viewer").await;
     let mut s = settings(&hook, false);

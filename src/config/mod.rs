@@ -21,6 +21,7 @@ use crate::db::url::{DbUrl, UrlError};
 mod admin;
 mod diagnostics;
 mod export;
+pub mod sources;
 pub use admin::{
     AdminSettings, AuthSettings, InterceptSettings, RuleSettings, TlsSettings, TokenSettings,
     Violation,
@@ -254,7 +255,7 @@ impl Default for ReportSettings {
 }
 
 /// `[[targets]]`: one Airflow environment.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TargetSettings {
     /// Value of the `environment` label on every series of this target.
@@ -262,7 +263,21 @@ pub struct TargetSettings {
     pub environment: String,
     /// Database URL: sqlx form (`postgres://`, `mysql://`, `sqlite://`) or the
     /// SQLAlchemy form from Airflow's `sql_alchemy_conn`.
+    #[serde(default)]
     pub url: String,
+    /// Instead of `url`: the environment variable that holds it, resolved as
+    /// Airflow resolves its options (`AIRFLOW__DATABASE__SQL_ALCHEMY_CONN`,
+    /// then its `_CMD` and `_SECRET` forms) or connections
+    /// (`AIRFLOW_CONN_<ID>`, URI or JSON). See [`sources`].
+    #[serde(default)]
+    pub url_env: Option<String>,
+    /// Read the password from this AWS Secrets Manager secret (name or ARN;
+    /// the secret string, or its `password` key when it holds JSON).
+    #[serde(default)]
+    pub password_secret_id: Option<String>,
+    /// The password read from `password_secret_id` at start.
+    #[serde(skip)]
+    secret_password: Option<String>,
     /// Read the password from this file (trailing newline ignored).
     #[serde(default)]
     pub password_file: Option<PathBuf>,
@@ -287,6 +302,8 @@ impl std::fmt::Debug for TargetSettings {
             .field("url", &crate::db::url::redact(&self.url))
             .field("password_file", &self.password_file)
             .field("password_env", &self.password_env)
+            .field("url_env", &self.url_env)
+            .field("password_secret_id", &self.password_secret_id)
             .field(
                 "direct_url",
                 &self.direct_url.as_deref().map(crate::db::url::redact),
@@ -297,6 +314,94 @@ impl std::fmt::Debug for TargetSettings {
 
 fn default_environment() -> String {
     "default".to_owned()
+}
+
+impl TargetSettings {
+    /// A target watching the database at `url`.
+    pub fn from_url(environment: &str, url: &str) -> TargetSettings {
+        TargetSettings {
+            environment: environment.to_owned(),
+            url: url.to_owned(),
+            ..TargetSettings::default()
+        }
+    }
+
+    /// The password from whichever single source is configured.
+    fn password(&self, prefix: &str) -> Result<Option<String>, ConfigError> {
+        let sources = [
+            self.password_file.is_some(),
+            self.password_env.is_some(),
+            self.password_secret_id.is_some(),
+        ];
+        if sources.iter().filter(|s| **s).count() > 1 {
+            return Err(ConfigError::key(
+                format!("{prefix}.password_file"),
+                "set one of password_file, password_env and password_secret_id",
+            ));
+        }
+        if let Some(path) = &self.password_file {
+            return read_password_file(path)
+                .map(Some)
+                .map_err(|m| ConfigError::key(format!("{prefix}.password_file"), m));
+        }
+        if let Some(var) = &self.password_env {
+            return std::env::var(var).map(Some).map_err(|_| {
+                ConfigError::key(
+                    format!("{prefix}.password_env"),
+                    format!("environment variable `{var}` is not set"),
+                )
+            });
+        }
+        match (&self.password_secret_id, &self.secret_password) {
+            (Some(_), None) => Err(ConfigError::key(
+                format!("{prefix}.password_secret_id"),
+                "was not read (Settings::resolve_sources)",
+            )),
+            (_, p) => Ok(p.clone()),
+        }
+    }
+}
+
+impl Settings {
+    /// Reads what the configuration points to outside itself: URLs from
+    /// the environment (`url_env`, Airflow's way) and passwords from AWS
+    /// Secrets Manager. With no target at all and Airflow's
+    /// `AIRFLOW__DATABASE__SQL_ALCHEMY_CONN` (or its `_CMD`/`_SECRET`) in
+    /// the environment, that database becomes the `default` target.
+    pub async fn resolve_sources(&mut self) -> Result<(), ConfigError> {
+        if self.targets.is_empty() && sources::env_url_present(sources::SQL_ALCHEMY_CONN) {
+            tracing::info!(
+                variable = sources::SQL_ALCHEMY_CONN,
+                "No target configured: watching Airflow's own metadata DB connection."
+            );
+            self.targets.push(TargetSettings {
+                url_env: Some(sources::SQL_ALCHEMY_CONN.to_owned()),
+                ..TargetSettings::from_url("default", "")
+            });
+        }
+        for (i, t) in self.targets.iter_mut().enumerate() {
+            let key = |k: &str| format!("targets[{i}].{k}");
+            if let Some(var) = &t.url_env {
+                if !t.url.is_empty() {
+                    return Err(ConfigError::key(
+                        key("url_env"),
+                        "set url or url_env, not both",
+                    ));
+                }
+                t.url = sources::env_url(var).await.map_err(|e| {
+                    ConfigError::key(key("url_env"), crate::db::url::redact(&e.to_string()))
+                })?;
+            }
+            if let Some(id) = &t.password_secret_id {
+                t.secret_password = Some(
+                    sources::secret_password(id)
+                        .await
+                        .map_err(|e| ConfigError::key(key("password_secret_id"), e.to_string()))?,
+                );
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A configuration that passed [`Settings::validate`].
@@ -456,26 +561,17 @@ impl Settings {
                     format!("`{}` is used by two targets", t.environment),
                 ));
             }
+            if t.url.is_empty() {
+                return Err(ConfigError::key(
+                    format!("{prefix}.url"),
+                    match &t.url_env {
+                        Some(var) => format!("url_env `{var}` was not resolved"),
+                        None => "is missing: set url, or url_env".to_owned(),
+                    },
+                ));
+            }
             let mut url = DbUrl::parse(&t.url).map_err(|e| url_error(&prefix, e))?;
-            let password = match (&t.password_file, &t.password_env) {
-                (Some(_), Some(_)) => {
-                    return Err(ConfigError::key(
-                        format!("{prefix}.password_file"),
-                        "set password_file or password_env, not both",
-                    ));
-                }
-                (Some(path), None) => Some(
-                    read_password_file(path)
-                        .map_err(|m| ConfigError::key(format!("{prefix}.password_file"), m))?,
-                ),
-                (None, Some(var)) => Some(std::env::var(var).map_err(|_| {
-                    ConfigError::key(
-                        format!("{prefix}.password_env"),
-                        format!("environment variable `{var}` is not set"),
-                    )
-                })?),
-                (None, None) => None,
-            };
+            let password = t.password(&prefix)?;
             let mut direct_url = match &t.direct_url {
                 None => None,
                 Some(raw) => {

@@ -727,6 +727,12 @@ impl PgBouncer {
     /// Starts it with `pool_mode` (`transaction` or `session`) and a
     /// server pool of `pool_size` connections per database.
     pub fn start(pool_mode: &str, pool_size: u32) -> PgBouncer {
+        PgBouncer::start_with(pool_mode, pool_size, None)
+    }
+
+    /// The same, and with a `password`, clients must authenticate as
+    /// `postgres` with it (SCRAM), which the local server (trust) never asks.
+    pub fn start_with(pool_mode: &str, pool_size: u32, password: Option<&str>) -> PgBouncer {
         use std::process::{Command, Stdio};
         let dir = std::env::temp_dir().join(format!("windsock-pgbouncer-{}", unique_name()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -736,13 +742,22 @@ impl PgBouncer {
             .unwrap()
             .port();
         let ini = dir.join("pgbouncer.ini");
-        std::fs::write(dir.join("userlist.txt"), "\"postgres\" \"\"\n").unwrap();
+        let auth = if password.is_some() {
+            "scram-sha-256"
+        } else {
+            "trust"
+        };
+        std::fs::write(
+            dir.join("userlist.txt"),
+            format!("\"postgres\" \"{}\"\n", password.unwrap_or("")),
+        )
+        .unwrap();
         std::fs::write(
             &ini,
             format!(
                 "[databases]\n* = host=127.0.0.1 port=5432\n\n[pgbouncer]\n\
                  listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n\
-                 auth_type = trust\nauth_file = {d}/userlist.txt\n\
+                 auth_type = {auth}\nauth_file = {d}/userlist.txt\n\
                  pool_mode = {pool_mode}\ndefault_pool_size = {pool_size}\n\
                  max_client_conn = 200\nlogfile = {d}/pgbouncer.log\npidfile = {d}/pgbouncer.pid\n",
                 d = dir.display()
