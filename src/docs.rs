@@ -67,7 +67,7 @@ pub const VERSION_NOTES: &[(&str, &str)] = &[
     ),
     (
         "airflow_task_duration_window_seconds",
-        "`task_instance.duration` as Airflow wrote it (a single-precision FLOAT on MySQL/MariaDB; Airflow 3.1 sometimes writes values that disagree with end minus start), else end minus start",
+        "end minus start of each successful try, else `task_instance.duration` (Airflow 3 on SQLite writes wrong durations: doubled, or negative when a try crosses a minute; on MySQL/MariaDB the column is a single-precision FLOAT)",
     ),
     (
         "airflow_task_backlog_oldest_age_seconds",

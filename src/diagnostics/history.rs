@@ -97,6 +97,19 @@ impl RunState {
     }
 }
 
+impl TaskRec {
+    /// How long the try ran: end minus start, else the `duration` Airflow
+    /// wrote. Airflow 3 on SQLite writes wrong durations (its SQL adds
+    /// whole seconds to a fractional-seconds difference: doubled, or
+    /// negative across a minute boundary), so the timestamps come first.
+    fn seconds(&self) -> Option<f64> {
+        match (self.start, self.end) {
+            (Some(s), Some(e)) => Some((e - s).max(0.0)),
+            _ => self.duration,
+        }
+    }
+}
+
 /// A task instance (one map index) of a finished run, compacted.
 #[derive(Debug, Clone)]
 struct TaskRec {
@@ -238,7 +251,7 @@ pub(super) fn history(ctx: &Arc<Context>) -> History {
         g("airflow_dag_run_duration_trend_ratio", "Mean run duration in the recent half of the window divided by the older half's (above 1: slower)", &["dag_id"]).merge(Aggregate::Max),
         g("airflow_dag_last_success_timestamp_seconds", "UNIX time at which the DAG's latest successful run ended", &["dag_id"]).merge(Aggregate::Max),
         g("airflow_dag_run_schedule_delay_window_seconds", "Delay from the end of a scheduled run's data interval to its start, over the window (cleared runs excluded, as Airflow does): p50, p95, max", &["dag_id", "stat"]).merge(Aggregate::Max),
-        g("airflow_task_duration_window_seconds", "Duration of a task's successful tries in the window: p50, p95, max, stddev", &["dag_id", "task_id", "stat"]).merge(Aggregate::Max),
+        g("airflow_task_duration_window_seconds", "Duration (end minus start) of a task's successful tries in the window: p50, p95, max, stddev", &["dag_id", "task_id", "stat"]).merge(Aggregate::Max),
         g("airflow_task_failed_tries_window", "Failed tries of a task in the window, over its map indexes (earlier tries included)", &["dag_id", "task_id"]),
         g("airflow_task_retries_window", "Retries of a task in the window: tries that followed a failed try (clears and other try_number bumps are not retries)", &["dag_id", "task_id"]),
         g("airflow_task_retry_success_ratio", "Of a DAG's task instances that retried in the window, the share that finally succeeded (transient failures)", &["dag_id"]).merge(Aggregate::Max),
@@ -1101,7 +1114,7 @@ impl History {
                     ta.failed += t.failed_tries;
                     ta.retries += t.retries;
                     if &*t.state == "success"
-                        && let Some(d) = t.duration.or_else(|| Some(t.end? - t.start?))
+                        && let Some(d) = t.seconds()
                     {
                         ta.durations.push(d);
                     }
