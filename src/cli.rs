@@ -266,6 +266,11 @@ pub struct RunArgs {
     /// Path of the metrics endpoint; overrides server.telemetry_path.
     #[arg(long = "web.telemetry-path", value_name = "PATH")]
     pub telemetry_path: Option<String>,
+    /// TLS and basic auth for the metrics listener, in the Prometheus
+    /// exporter-toolkit's web config format; overrides
+    /// server.web_config_file.
+    #[arg(long = "web.config.file", value_name = "FILE")]
+    pub web_config: Option<PathBuf>,
 }
 
 /// `windsock demo`

@@ -42,6 +42,9 @@ pub enum DaemonError {
     /// The admin side could not be set up.
     #[error(transparent)]
     Admin(#[from] crate::admin::AdminError),
+    /// The metrics listener's TLS could not be set up.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// Builds one runner per target.
@@ -126,68 +129,54 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Runs until `shutdown` resolves.
-pub async fn run(
-    config: ValidatedConfig,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<(), DaemonError> {
-    let store = Arc::new(
-        Store::new(config.targets.iter().map(|t| t.environment.as_str()))
-            .with_max_series(config.settings.cardinality.max_series),
-    );
-    let runners = runners(&config, &store)?;
-    // TLS files, rules and the writable pool are checked before any port
-    // is bound, like the rest of the config.
-    let admin = crate::admin::build(&config, &store)?;
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| DaemonError::Bind {
-            addr: config.listen,
-            source,
-        })?;
-    let bound = listener.local_addr().map_err(|source| DaemonError::Bind {
-        addr: config.listen,
-        source,
-    })?;
-    info!(listen = %bound, targets = runners.len(), version = crate::VERSION, revision = crate::REVISION, "Listening; metrics at http://{bound}{}", config.settings.server.telemetry_path);
+/// Reads the configuration again (on SIGHUP): the same file, flags and
+/// environment as at start.
+pub type Reload = Box<
+    dyn Fn() -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<ValidatedConfig, String>> + Send>,
+        > + Send
+        + Sync,
+>;
 
-    let cancel = CancellationToken::new();
-    let mut tasks = tokio::task::JoinSet::new();
-    for r in runners {
-        tasks.spawn(r.run(cancel.child_token()));
-    }
-    if config.settings.export.enabled {
-        for t in &config.targets {
-            let db = Db::new(&t.url, &config.settings.database)?;
-            tasks.spawn(crate::export::schedule(
-                db,
-                t.url.clone(),
-                config.settings.database.clone(),
-                config.settings.export.clone(),
-                t.environment.clone(),
-                store.clone(),
-                cancel.child_token(),
-            ));
+/// What a configuration runs in the background, stopped and started again
+/// as a whole when the configuration is reloaded: the runners, scheduled
+/// exports, the interception and the report writers. The listeners stay.
+struct Workers {
+    cancel: CancellationToken,
+    tasks: tokio::task::JoinSet<()>,
+}
+
+impl Workers {
+    fn start(
+        config: &ValidatedConfig,
+        store: &Arc<Store>,
+        interceptor: Option<crate::admin::intercept::Interceptor>,
+    ) -> Result<Workers, DaemonError> {
+        let cancel = CancellationToken::new();
+        let mut tasks = tokio::task::JoinSet::new();
+        for r in runners(config, store)? {
+            tasks.spawn(r.run(cancel.child_token()));
         }
-        info!(
-            every = ?config.settings.export.interval,
-            to = %config.settings.export.to,
-            "Scheduled export enabled."
-        );
-    }
-    if let Some(admin) = admin {
-        if let Some((addr, state, tls)) = admin.api {
-            let https = tls.is_some();
-            let (bound, handle) = crate::admin::serve(addr, state, tls, cancel.clone()).await?;
-            let scheme = if https { "https" } else { "http" };
-            info!(listen = %bound, "Admin API listening at {scheme}://{bound}/api/v1/users-ext/");
-            tasks.spawn(async move {
-                if let Ok(Err(error)) = handle.await {
-                    warn!(%error, "Admin API server stopped.");
-                }
-            });
+        if config.settings.export.enabled {
+            for t in &config.targets {
+                let db = Db::new(&t.url, &config.settings.database)?;
+                tasks.spawn(crate::export::schedule(
+                    db,
+                    t.url.clone(),
+                    config.settings.database.clone(),
+                    config.settings.export.clone(),
+                    t.environment.clone(),
+                    store.clone(),
+                    cancel.child_token(),
+                ));
+            }
+            info!(
+                every = ?config.settings.export.interval,
+                to = %config.settings.export.to,
+                "Scheduled export enabled."
+            );
         }
-        if let Some(interceptor) = admin.interceptor {
+        if let Some(interceptor) = interceptor {
             info!(
                 rules = interceptor.rules.len(),
                 dry_run = interceptor.dry_run,
@@ -195,21 +184,41 @@ pub async fn run(
             );
             tasks.spawn(interceptor.run(cancel.child_token()));
         }
+        spawn_reports(config, store, &cancel, &mut tasks);
+        Ok(Workers { cancel, tasks })
     }
 
-    let envs: Vec<String> = config
+    /// Cancels everything and waits up to `grace` for it to finish.
+    async fn stop(mut self, grace: std::time::Duration) {
+        self.cancel.cancel();
+        let drain = async { while self.tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(grace, drain).await.is_err() {
+            warn!(grace = ?grace, "Background work did not stop in time; aborted.");
+            self.tasks.abort_all();
+        }
+    }
+}
+
+fn environments(config: &ValidatedConfig) -> Vec<String> {
+    config
         .targets
         .iter()
         .map(|t| t.environment.clone())
-        .collect();
+        .collect()
+}
+
+/// The report writers of `[report]` (files, S3).
+fn spawn_reports(
+    config: &ValidatedConfig,
+    store: &Arc<Store>,
+    cancel: &CancellationToken,
+    tasks: &mut tokio::task::JoinSet<()>,
+) {
+    let envs = environments(config);
+    let th = config.settings.thresholds.clone();
     if let Some(path) = config.settings.report.path.clone() {
         let every = config.settings.report.interval;
-        let (store, envs, th) = (
-            store.clone(),
-            envs.clone(),
-            config.settings.thresholds.clone(),
-        );
-        let cancel = cancel.clone();
+        let (store, envs, th, cancel) = (store.clone(), envs.clone(), th.clone(), cancel.clone());
         tasks.spawn(async move {
             write_reports(path, every, store, envs, th, cancel).await;
         });
@@ -224,12 +233,7 @@ pub async fn run(
     {
         let every = config.settings.report.interval;
         let s3 = config.settings.export.s3.clone();
-        let (store, envs, th) = (
-            store.clone(),
-            envs.clone(),
-            config.settings.thresholds.clone(),
-        );
-        let cancel = cancel.clone();
+        let (store, cancel) = (store.clone(), cancel.clone());
         tasks.spawn(async move {
             let client = crate::export::s3::client(&crate::export::s3::sdk_config(&s3).await, &s3);
             loop {
@@ -247,34 +251,193 @@ pub async fn run(
             }
         });
     }
-    let app = router(
-        AppState::new(store).with_report(envs, config.settings.thresholds.clone()),
-        &config.settings.server.telemetry_path,
-    );
-    let http_cancel = cancel.clone();
-    let mut server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(http_cancel.cancelled_owned())
-            .await
-    });
+}
 
-    tokio::select! {
-        () = shutdown => info!("Shutdown requested; stopping."),
-        res = &mut server => {
-            warn!(result = ?res, "HTTP server stopped unexpectedly.");
+/// Resolves on every SIGHUP (never elsewhere).
+async fn hangup(signal: &mut Option<tokio::signal::unix::Signal>) {
+    match signal {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Runs until `shutdown` resolves; re-reads the configuration with
+/// `reload` on SIGHUP.
+pub async fn run(
+    config: ValidatedConfig,
+    reload: Option<Reload>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), DaemonError> {
+    let store = Arc::new(
+        Store::new(config.targets.iter().map(|t| t.environment.as_str()))
+            .with_max_series(config.settings.cardinality.max_series),
+    );
+    // Pools, TLS files and rules are checked before any port is bound,
+    // like the rest of the config.
+    let admin = crate::admin::build(&config, &store)?;
+    let (admin_api, interceptor) = match admin {
+        Some(a) => (a.api, a.interceptor),
+        None => (None, None),
+    };
+    let mut workers = Workers::start(&config, &store, interceptor)?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| DaemonError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let bound = listener.local_addr().map_err(|source| DaemonError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let scheme = if config.web.as_ref().is_some_and(|w| w.tls.is_some()) {
+        "https"
+    } else {
+        "http"
+    };
+    info!(listen = %bound, targets = config.targets.len(), version = crate::VERSION, revision = crate::REVISION, "Listening; metrics at {scheme}://{bound}{}", config.settings.server.telemetry_path);
+
+    let cancel = CancellationToken::new();
+    let mut side = tokio::task::JoinSet::new();
+    if let Some((addr, state, tls)) = admin_api {
+        let https = tls.is_some();
+        let (bound, handle) = crate::admin::serve(addr, state, tls, cancel.clone()).await?;
+        let scheme = if https { "https" } else { "http" };
+        info!(listen = %bound, "Admin API listening at {scheme}://{bound}/api/v1/users-ext/");
+        side.spawn(async move {
+            if let Ok(Err(error)) = handle.await {
+                warn!(%error, "Admin API server stopped.");
+            }
+        });
+    }
+    let state = AppState::new(store.clone())
+        .with_report(environments(&config), config.settings.thresholds.clone());
+    let mut server = serve_metrics(listener, &config, state.clone(), cancel.clone())?;
+
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut current = config;
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => {
+                info!("Shutdown requested; stopping.");
+                break;
+            }
+            res = &mut server => {
+                warn!(result = ?res, "HTTP server stopped unexpectedly.");
+                break;
+            }
+            () = hangup(&mut hup) => {
+                let Some(reload) = &reload else { continue };
+                match reload().await {
+                    Ok(new) => {
+                        workers = apply(&current, &new, &store, &state, workers).await?;
+                        current = new;
+                    }
+                    Err(error) => {
+                        warn!(%error, "Configuration reload failed; the running configuration stays.");
+                        store.set("windsock_config_last_reload_successful", &[], 0.0);
+                    }
+                }
+            }
         }
     }
     cancel.cancel();
-    let grace = config.settings.server.shutdown_grace;
+    let grace = current.settings.server.shutdown_grace;
     let drain = async {
         let _ = (&mut server).await;
-        while tasks.join_next().await.is_some() {}
+        while side.join_next().await.is_some() {}
+        workers.stop(grace).await;
     };
     if tokio::time::timeout(grace, drain).await.is_err() {
         warn!(grace = ?grace, "Shutdown grace period exceeded; exiting anyway.");
         server.abort();
-        tasks.abort_all();
     }
     info!("Stopped.");
     Ok(())
+}
+
+/// Serves `/metrics` and the rest on `listener`, with the web config's TLS
+/// and basic auth when one is set, until `cancel`.
+fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    config: &ValidatedConfig,
+    state: AppState,
+    cancel: CancellationToken,
+) -> Result<tokio::task::JoinHandle<std::io::Result<()>>, DaemonError> {
+    let mut app = router(state, &config.settings.server.telemetry_path);
+    let Some(web) = &config.web else {
+        return Ok(tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(cancel.cancelled_owned())
+                .await
+        }));
+    };
+    app = crate::http::with_web(app, Arc::new(crate::http::WebLayer::new(web)));
+    let Some(files) = &web.tls else {
+        return Ok(tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(cancel.cancelled_owned())
+                .await
+        }));
+    };
+    let acceptor = crate::tls::acceptor(files)?;
+    let addr = config.listen;
+    let tls = crate::tls::TlsListener::new(listener, acceptor)
+        .map_err(|source| DaemonError::Bind { addr, source })?;
+    Ok(tokio::spawn(async move {
+        axum::serve(tls, app)
+            .with_graceful_shutdown(cancel.cancelled_owned())
+            .await
+    }))
+}
+
+/// Switches to a reloaded configuration: background work stops and starts
+/// again with it, the store keeps the targets that stay, and the report
+/// follows. What the listeners were built from needs a restart.
+async fn apply(
+    old: &ValidatedConfig,
+    new: &ValidatedConfig,
+    store: &Arc<Store>,
+    state: &AppState,
+    workers: Workers,
+) -> Result<Workers, DaemonError> {
+    let fixed = [
+        ("server.listen", old.listen != new.listen),
+        (
+            "server.telemetry_path",
+            old.settings.server.telemetry_path != new.settings.server.telemetry_path,
+        ),
+        ("admin.listen", old.admin_listen != new.admin_listen),
+        (
+            "server.web_config_file",
+            old.settings.server.web_config_file != new.settings.server.web_config_file,
+        ),
+        ("log", old.settings.log != new.settings.log),
+    ];
+    for (key, changed) in fixed {
+        if changed {
+            warn!(
+                key,
+                "This setting changed but takes effect only after a restart."
+            );
+        }
+    }
+    // The interception comes from the new config; the admin API stays.
+    let interceptor = crate::admin::build(new, store)?.and_then(|a| a.interceptor);
+    workers.stop(old.settings.server.shutdown_grace).await;
+    store.retain_targets(new.targets.iter().map(|t| t.environment.as_str()));
+    store.set_max_series(new.settings.cardinality.max_series);
+    state.set_report(environments(new), new.settings.thresholds.clone());
+    let workers = Workers::start(new, store, interceptor)?;
+    store.set("windsock_config_last_reload_successful", &[], 1.0);
+    store.set(
+        "windsock_config_last_reload_success_timestamp_seconds",
+        &[],
+        crate::metrics::now_unix(),
+    );
+    info!(targets = new.targets.len(), "Configuration reloaded.");
+    Ok(workers)
 }

@@ -92,7 +92,7 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
     // Quick refresh so the demo shows data within seconds.
     config.settings.collection.startup_jitter = std::time::Duration::from_millis(500);
     tokio::spawn(keep_alive(args.path.clone()));
-    crate::daemon::run(config, crate::daemon::shutdown_signal()).await?;
+    crate::daemon::run(config, None, crate::daemon::shutdown_signal()).await?;
     Ok(())
 }
 

@@ -15,9 +15,14 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// SHA-256(`data`).
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(data).into()
+}
+
 /// Hex of the first `bytes` bytes (at most 32) of SHA-256(`data`).
 pub fn sha256_hex(data: &[u8], bytes: usize) -> String {
-    let digest = Sha256::digest(data);
+    let digest = sha256(data);
     hex(&digest[..bytes.min(digest.len())])
 }
 

@@ -23,8 +23,9 @@ pub struct AppState {
     pub store: Arc<Store>,
     /// Its encodings, shared by all scrapes.
     pub cache: Arc<ScrapeCache>,
-    /// Environments and thresholds of `/api/v1/report`.
-    pub report: Arc<(Vec<String>, Thresholds)>,
+    /// Environments and thresholds of `/api/v1/report` (replaced when the
+    /// configuration is reloaded).
+    pub report: Arc<std::sync::RwLock<(Vec<String>, Thresholds)>>,
 }
 
 impl AppState {
@@ -33,15 +34,20 @@ impl AppState {
         AppState {
             cache: Arc::new(ScrapeCache::new(store.clone())),
             store,
-            report: Arc::new((Vec::new(), Thresholds::default())),
+            report: Arc::new(std::sync::RwLock::new((Vec::new(), Thresholds::default()))),
         }
     }
 
     /// Sets what `/api/v1/report` covers.
     #[must_use]
-    pub fn with_report(mut self, environments: Vec<String>, thresholds: Thresholds) -> AppState {
-        self.report = Arc::new((environments, thresholds));
+    pub fn with_report(self, environments: Vec<String>, thresholds: Thresholds) -> AppState {
+        self.set_report(environments, thresholds);
         self
+    }
+
+    /// Changes what `/api/v1/report` covers.
+    pub fn set_report(&self, environments: Vec<String>, thresholds: Thresholds) {
+        *self.report.write().unwrap_or_else(|p| p.into_inner()) = (environments, thresholds);
     }
 }
 
@@ -111,8 +117,12 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
 
 /// `GET /api/v1/report[?format=text]`: findings from the current snapshot.
 async fn report(State(state): State<AppState>, query: Query<ReportQuery>) -> Response {
-    let (envs, thresholds) = &*state.report;
-    let report = crate::report::build(&state.store, envs, thresholds);
+    let (envs, thresholds) = state
+        .report
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let report = crate::report::build(&state.store, &envs, &thresholds);
     match query.format.as_deref() {
         Some("text") => (
             [(
@@ -215,4 +225,119 @@ mod tests {
         assert!(!accepts_gzip(&enc("identity")));
         assert!(!accepts_gzip(&HeaderMap::new()));
     }
+}
+
+/// `--web.config.file`'s HTTP side: basic auth on every path but the
+/// probes, and the configured response headers.
+#[derive(Debug)]
+pub struct WebLayer {
+    users: std::collections::BTreeMap<String, String>,
+    headers: Vec<(header::HeaderName, HeaderValue)>,
+    /// bcrypt of a password nobody has, checked for unknown users so they
+    /// cost what a wrong password costs.
+    dummy: String,
+    /// SHA-256 of `user:password` pairs that passed, and when: scrapes
+    /// every few seconds do not each pay bcrypt.
+    passed: std::sync::Mutex<std::collections::HashMap<[u8; 32], std::time::Instant>>,
+    /// At most two bcrypt checks at a time, off the async workers.
+    checks: Arc<tokio::sync::Semaphore>,
+}
+
+/// How long a checked password is remembered.
+const PASSED_FOR: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl WebLayer {
+    /// From a validated web config.
+    pub fn new(web: &crate::config::web::WebConfig) -> WebLayer {
+        let cost = web
+            .users
+            .values()
+            .find_map(|h| h.parse::<bcrypt::HashParts>().ok().map(|p| p.get_cost()))
+            .unwrap_or(10);
+        WebLayer {
+            users: web.users.clone(),
+            headers: web
+                .headers
+                .iter()
+                .filter_map(|(k, v)| Some((k.parse().ok()?, HeaderValue::from_str(v).ok()?)))
+                .collect(),
+            dummy: bcrypt::hash("windsock: no such user", cost).unwrap_or_default(),
+            passed: std::sync::Mutex::default(),
+            checks: Arc::new(tokio::sync::Semaphore::new(2)),
+        }
+    }
+
+    async fn allowed(&self, auth: Option<&HeaderValue>) -> bool {
+        use base64::Engine as _;
+        let Some((user, password)) = auth
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Basic "))
+            .and_then(|b| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(b.trim())
+                    .ok()
+            })
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|s| s.split_once(':').map(|(u, p)| (u.to_owned(), p.to_owned())))
+        else {
+            return false;
+        };
+        let key = crate::digest::sha256(format!("{user}:{password}").as_bytes());
+        {
+            let passed = self.passed.lock().unwrap_or_else(|p| p.into_inner());
+            if passed.get(&key).is_some_and(|t| t.elapsed() < PASSED_FOR) {
+                return true;
+            }
+        }
+        let (known, hash) = match self.users.get(&user) {
+            Some(h) => (true, h.clone()),
+            None => (false, self.dummy.clone()),
+        };
+        let Ok(_permit) = self.checks.acquire().await else {
+            return false;
+        };
+        let ok =
+            tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash).unwrap_or(false))
+                .await
+                .unwrap_or(false)
+                && known;
+        if ok {
+            let mut passed = self.passed.lock().unwrap_or_else(|p| p.into_inner());
+            passed.retain(|_, t| t.elapsed() < PASSED_FOR);
+            passed.insert(key, std::time::Instant::now());
+        }
+        ok
+    }
+}
+
+/// Wraps the router in the web config's basic auth and headers.
+pub fn with_web(app: Router, layer: Arc<WebLayer>) -> Router {
+    app.layer(axum::middleware::from_fn_with_state(layer, web_guard))
+}
+
+async fn web_guard(
+    State(layer): State<Arc<WebLayer>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let probe = matches!(req.uri().path(), "/healthz" | "/readyz");
+    let mut resp = if probe
+        || layer.users.is_empty()
+        || layer
+            .allowed(req.headers().get(header::AUTHORIZATION))
+            .await
+    {
+        next.run(req).await
+    } else {
+        (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Basic realm=\"windsock\"")],
+            "unauthorized\n",
+        )
+            .into_response()
+    };
+    for (k, v) in &layer.headers {
+        resp.headers_mut().insert(k.clone(), v.clone());
+    }
+    resp
 }

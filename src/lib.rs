@@ -29,6 +29,7 @@
 //! - [`admin`]: the admin API on Airflow's FAB users and the interception of
 //!   new users (the only writes to the Airflow database).
 //! - [`digest`]: hex and SHA-256 helpers.
+//! - [`tls`]: rustls listeners (`/metrics` with `--web.config.file`, admin).
 //!
 //! Data flows one way: `runner` → `db` → `diagnostics` → `metrics::Store`
 //! → `http`. A scrape never touches the database.
@@ -54,6 +55,7 @@ pub mod logging;
 pub mod metrics;
 pub mod report;
 pub mod runner;
+pub mod tls;
 
 /// The crate version, as reported by `--version` and `windsock_build_info`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

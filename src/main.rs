@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use windsock::cli::{BenchCommand, Cli, Command, ConfigCommand, ReportFormat, TargetArgs};
+use windsock::cli::{BenchCommand, Cli, Command, ConfigCommand, ReportFormat, RunArgs, TargetArgs};
 use windsock::config::{Settings, TargetSettings, ValidatedConfig};
 
 /// sysexits EX_CONFIG-ish: the configuration is unusable.
@@ -30,7 +30,15 @@ fn main() -> ExitCode {
 /// starts logging and reads what the config points to (URLs from the
 /// environment, secrets); not yet validated.
 async fn load_settings(args: &TargetArgs) -> Result<Settings, ExitCode> {
-    let mut settings = Settings::load(args.config.config.as_deref()).map_err(config_error)?;
+    let mut settings = settings_from(args).map_err(config_error)?;
+    windsock::logging::init(&settings.log);
+    settings.resolve_sources().await.map_err(config_error)?;
+    Ok(settings)
+}
+
+/// The config file and `WINDSOCK_*` variables, with the flags applied.
+fn settings_from(args: &TargetArgs) -> Result<Settings, windsock::config::ConfigError> {
+    let mut settings = Settings::load(args.config.config.as_deref())?;
     if let Some(url) = &args.db_url {
         settings.targets = vec![TargetSettings::from_url(&args.environment, url)];
     }
@@ -40,9 +48,37 @@ async fn load_settings(args: &TargetArgs) -> Result<Settings, ExitCode> {
     if let Some(format) = args.log.format {
         settings.log.format = format;
     }
-    windsock::logging::init(&settings.log);
-    settings.resolve_sources().await.map_err(config_error)?;
     Ok(settings)
+}
+
+/// `windsock run`'s own flags on top of the settings.
+fn run_overrides(settings: &mut Settings, args: &RunArgs) {
+    if let Some(listen) = &args.listen {
+        settings.server.listen = listen.clone();
+    }
+    if let Some(path) = &args.telemetry_path {
+        settings.server.telemetry_path = path.clone();
+    }
+    if let Some(file) = &args.web_config {
+        settings.server.web_config_file = Some(file.clone());
+    }
+}
+
+/// Reads the configuration again the way `windsock run` read it at start
+/// (SIGHUP). The log settings of the running process stay.
+fn reloader(args: RunArgs) -> windsock::daemon::Reload {
+    Box::new(move || {
+        let args = args.clone();
+        Box::pin(async move {
+            let mut settings = settings_from(&args.target).map_err(|e| e.to_string())?;
+            settings
+                .resolve_sources()
+                .await
+                .map_err(|e| e.to_string())?;
+            run_overrides(&mut settings, &args);
+            settings.validate().map_err(|e| e.to_string())
+        })
+    })
 }
 
 /// Loads and validates the config, adding `--db-url` as a single target.
@@ -73,17 +109,13 @@ async fn dispatch(cli: Cli) -> ExitCode {
                 Ok(s) => s,
                 Err(code) => return code,
             };
-            if let Some(listen) = args.listen {
-                settings.server.listen = listen;
-            }
-            if let Some(path) = args.telemetry_path {
-                settings.server.telemetry_path = path;
-            }
+            run_overrides(&mut settings, &args);
             let config = match settings.validate() {
                 Ok(c) => c,
                 Err(e) => return config_error(e),
             };
-            match windsock::daemon::run(config, windsock::daemon::shutdown_signal()).await {
+            let reload = Some(reloader(args));
+            match windsock::daemon::run(config, reload, windsock::daemon::shutdown_signal()).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!(error = %e, "windsock stopped.");

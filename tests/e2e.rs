@@ -425,3 +425,340 @@ fn exporter_flags_and_process_metrics() {
     assert!(log.contains("\"level\":\"DEBUG\""), "{log}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// SIGHUP re-reads the configuration: the targets change while the
+/// listener stays; a bad file is refused, the running configuration kept,
+/// and windsock says so (log and windsock_config_last_reload_successful).
+#[test]
+fn sighup_reloads_the_configuration_and_keeps_it_when_bad() {
+    let dir = std::env::temp_dir().join(format!("windsock-e2e-hup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("demo.db");
+    let out = Command::new(env!("CARGO_BIN_EXE_windsock"))
+        .args(["demo", "--generate-only", "--path", db.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let cfg = dir.join("windsock.toml");
+    let write = |env: &str, extra: &str| {
+        std::fs::write(
+            &cfg,
+            format!(
+                "[collection]\nstartup_jitter = \"0s\"\n{extra}\n[[targets]]\nenvironment = \"{env}\"\nurl = \"sqlite:///{}\"\n",
+                db.display()
+            ),
+        )
+        .unwrap();
+    };
+    write("before", "");
+    let ws = Windsock::start(
+        &[
+            "run",
+            "-c",
+            cfg.to_str().unwrap(),
+            "--web.listen-address",
+            "127.0.0.1:0",
+        ],
+        &[],
+    );
+    wait_ready(ws.addr);
+    let hup = || {
+        Command::new("kill")
+            .args(["-HUP", &ws.pid().to_string()])
+            .status()
+            .unwrap();
+    };
+    let wait_for = |what: &dyn Fn(&str) -> bool| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let (_, _, text) = http_get(ws.addr, "/metrics", None);
+            if what(&text) {
+                return text;
+            }
+            assert!(std::time::Instant::now() < deadline, "never:\n{text}");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    };
+    assert!(wait_for(&|t| t.contains("environment=\"before\"")).contains("airflow_dags{"));
+    write("after", "");
+    hup();
+    let text = wait_for(&|t| {
+        t.contains("airflow_dags{environment=\"after\"") && !t.contains("environment=\"before\"")
+    });
+    assert!(
+        text.contains("windsock_config_last_reload_successful 1"),
+        "{text}"
+    );
+    write("broken", "no_such_key = 1");
+    hup();
+    let text = wait_for(&|t| t.contains("windsock_config_last_reload_successful 0"));
+    assert!(
+        text.contains("airflow_dags{environment=\"after\""),
+        "{text}"
+    );
+    let (status, log) = ws.terminate();
+    assert!(status.success(), "{log}");
+    assert!(log.contains("Configuration reloaded."), "{log}");
+    assert!(
+        log.contains("Configuration reload failed; the running configuration stays.")
+            && log.contains("no_such_key"),
+        "{log}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A certificate and key for `name` (also valid for 127.0.0.1):
+/// self-signed, or a client certificate signed by `ca`.
+fn certificate(dir: &std::path::Path, name: &str, ca: Option<(&str, &str)>) -> (String, String) {
+    let (cert, key) = (
+        dir.join(format!("{name}.crt")),
+        dir.join(format!("{name}.key")),
+    );
+    let openssl = |args: &[&str]| {
+        let ok = Command::new("openssl")
+            .args(args)
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl");
+        assert!(ok.success(), "openssl {args:?}");
+    };
+    let (c, k) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let subject = format!("/CN={name}");
+    match ca {
+        None => openssl(&[
+            "req",
+            "-x509",
+            "-days",
+            "1",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            &subject,
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            k,
+            "-out",
+            c,
+        ]),
+        Some((ca_cert, ca_key)) => {
+            let csr = dir.join(format!("{name}.csr"));
+            let ext = dir.join(format!("{name}.ext"));
+            std::fs::write(
+                &ext,
+                "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+            )
+            .unwrap();
+            openssl(&[
+                "req",
+                "-new",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                &subject,
+                "-keyout",
+                k,
+                "-out",
+                csr.to_str().unwrap(),
+            ]);
+            openssl(&[
+                "x509",
+                "-req",
+                "-days",
+                "1",
+                "-in",
+                csr.to_str().unwrap(),
+                "-CA",
+                ca_cert,
+                "-CAkey",
+                ca_key,
+                "-CAcreateserial",
+                "-extfile",
+                ext.to_str().unwrap(),
+                "-out",
+                c,
+            ]);
+        }
+    }
+    (c.to_owned(), k.to_owned())
+}
+
+fn curl(args: &[&str]) -> (String, String) {
+    let out = Command::new("curl")
+        .args(["-sS", "-o", "/dev/stdout", "-w", "\n%{http_code}"])
+        .args(args)
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", ""));
+    (code.to_owned(), body.to_owned())
+}
+
+/// `--web.config.file` in exporter-toolkit's format: TLS with a certificate,
+/// basic auth from bcrypt hashes (the probes stay open), response headers;
+/// then client certificates required; a bad file exits 64 before binding.
+#[test]
+fn web_config_file_gives_tls_and_basic_auth() {
+    let dir = std::env::temp_dir().join(format!("windsock-e2e-web-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, _key) = certificate(&dir, "server", None);
+    let db = dir.join("demo.db");
+    assert!(
+        Command::new(env!("CARGO_BIN_EXE_windsock"))
+            .args(["demo", "--generate-only", "--path", db.to_str().unwrap()])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let url = format!("sqlite:///{}", db.display());
+    let hash = bcrypt::hash("scrape-s3cret", 4).unwrap();
+    let web = dir.join("web.yml");
+    std::fs::write(
+        &web,
+        format!(
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n\
+             http_server_config:\n  headers:\n    X-Frame-Options: deny\n\
+             basic_auth_users:\n  prometheus: {hash}\n"
+        ),
+    )
+    .unwrap();
+    let ws = Windsock::start(
+        &[
+            "run",
+            "--db-url",
+            &url,
+            "--web.listen-address",
+            "127.0.0.1:0",
+            "--web.config.file",
+            web.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let base = format!("https://127.0.0.1:{}", ws.addr.port());
+    let (code, _) = curl(&["--cacert", &cert, &format!("{base}/metrics")]);
+    assert_eq!(code, "401");
+    let (code, _) = curl(&[
+        "--cacert",
+        &cert,
+        "-u",
+        "prometheus:wrong",
+        &format!("{base}/metrics"),
+    ]);
+    assert_eq!(code, "401");
+    let (code, _) = curl(&[
+        "--cacert",
+        &cert,
+        "-u",
+        "nobody:scrape-s3cret",
+        &format!("{base}/metrics"),
+    ]);
+    assert_eq!(code, "401");
+    let (code, _) = curl(&["--cacert", &cert, &format!("{base}/healthz")]);
+    assert_eq!(code, "200", "probes need no password");
+    let (code, body) = curl(&[
+        "--cacert",
+        &cert,
+        "-u",
+        "prometheus:scrape-s3cret",
+        &format!("{base}/metrics"),
+    ]);
+    assert_eq!(code, "200");
+    assert!(body.contains("windsock_up"), "{body}");
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+            "--cacert",
+            &cert,
+            "-u",
+            "prometheus:scrape-s3cret",
+        ])
+        .arg(format!("{base}/metrics"))
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .to_ascii_lowercase()
+            .contains("x-frame-options: deny")
+    );
+    // Plain HTTP on the TLS port gets no metrics.
+    let (code, _) = curl(&[&format!("http://127.0.0.1:{}/metrics", ws.addr.port())]);
+    assert_ne!(code, "200");
+    let (_, log) = ws.terminate();
+    assert!(log.contains("metrics at https://"), "{log}");
+    assert!(!log.contains("scrape-s3cret"), "{log}");
+
+    // Client certificates: signed by the CA, or no metrics.
+    let (ca_cert, ca_key) = certificate(&dir, "ca", None);
+    let (client_cert, client_key) = certificate(&dir, "client", Some((&ca_cert, &ca_key)));
+    std::fs::write(
+        &web,
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  \
+         client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n  min_version: TLS13\n",
+    )
+    .unwrap();
+    let ws = Windsock::start(
+        &[
+            "run",
+            "--db-url",
+            &url,
+            "--web.listen-address",
+            "127.0.0.1:0",
+            "--web.config.file",
+            web.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let base = format!("https://127.0.0.1:{}", ws.addr.port());
+    let (code, _) = curl(&["--cacert", &cert, &format!("{base}/metrics")]);
+    assert_ne!(code, "200");
+    let (code, _) = curl(&[
+        "--cacert",
+        &cert,
+        "--tls-max",
+        "1.2",
+        "--cert",
+        &client_cert,
+        "--key",
+        &client_key,
+        &format!("{base}/metrics"),
+    ]);
+    assert_ne!(code, "200", "TLS 1.2 refused");
+    let (code, _) = curl(&[
+        "--cacert",
+        &cert,
+        "--cert",
+        &client_cert,
+        "--key",
+        &client_key,
+        &format!("{base}/metrics"),
+    ]);
+    assert_eq!(code, "200");
+    ws.terminate();
+
+    // A bad web config: 64, and no port taken.
+    std::fs::write(&web, "basic_auth_users:\n  prometheus: plain-text\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_windsock"))
+        .args([
+            "run",
+            "--db-url",
+            &url,
+            "--web.config.file",
+            web.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("server.web_config_file") && err.contains("bcrypt"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -22,6 +22,7 @@ mod admin;
 mod diagnostics;
 mod export;
 pub mod sources;
+pub mod web;
 pub use admin::{
     AdminSettings, AuthSettings, InterceptSettings, RuleSettings, TlsSettings, TokenSettings,
     Violation,
@@ -103,6 +104,9 @@ pub struct ServerSettings {
     pub listen: String,
     /// Path of the metrics endpoint.
     pub telemetry_path: String,
+    /// TLS and basic auth for this listener, in the Prometheus
+    /// exporter-toolkit's web config format ([`web`]).
+    pub web_config_file: Option<PathBuf>,
     /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
     #[serde(with = "humantime_serde_compat")]
     pub shutdown_grace: Duration,
@@ -118,13 +122,14 @@ impl Default for ServerSettings {
         ServerSettings {
             listen: DEFAULT_LISTEN.to_owned(),
             telemetry_path: "/metrics".to_owned(),
+            web_config_file: None,
             shutdown_grace: Duration::from_secs(10),
         }
     }
 }
 
 /// `[log]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogSettings {
     /// A `tracing` filter such as `info` or `windsock=debug,sqlx=warn`.
@@ -415,6 +420,8 @@ pub struct ValidatedConfig {
     pub targets: Vec<Target>,
     /// The admin listener's parsed address, when the admin API is on.
     pub admin_listen: Option<SocketAddr>,
+    /// TLS and basic auth of the metrics listener.
+    pub web: Option<web::WebConfig>,
 }
 
 /// A target ready to connect to.
@@ -602,10 +609,18 @@ impl Settings {
         self.validate_registry()?;
         let admin_listen = self.validate_admin(listen)?;
         self.validate_export()?;
+        let web = self
+            .server
+            .web_config_file
+            .as_deref()
+            .map(web::load)
+            .transpose()
+            .map_err(|m| ConfigError::key("server.web_config_file", m))?;
         Ok(ValidatedConfig {
             listen,
             targets,
             admin_listen,
+            web,
             settings: self,
         })
     }

@@ -8,7 +8,7 @@
 //! (`windsock_diagnostic_success`, `..._last_success_timestamp_seconds`).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -76,7 +76,7 @@ pub struct Store {
     /// Bumped on every change, so encoders know when to re-encode.
     generation: AtomicU64,
     /// Most diagnostic series one scrape exports (0: no cap).
-    max_series: usize,
+    max_series: AtomicUsize,
     /// Counters and gauges of windsock's own activities (admin API,
     /// interception, export), by metric name then label set.
     events: RwLock<EventMap>,
@@ -95,7 +95,7 @@ impl Store {
         Store {
             targets: RwLock::new(targets),
             generation: AtomicU64::new(0),
-            max_series: 0,
+            max_series: AtomicUsize::new(0),
             events: RwLock::default(),
         }
     }
@@ -103,9 +103,28 @@ impl Store {
     /// Caps the diagnostic series of one scrape; the overflow is counted in
     /// `windsock_series_dropped`, never silently lost.
     #[must_use]
-    pub fn with_max_series(mut self, max: usize) -> Store {
-        self.max_series = max;
+    pub fn with_max_series(self, max: usize) -> Store {
+        self.set_max_series(max);
         self
+    }
+
+    /// Changes the series cap (a reloaded configuration).
+    pub fn set_max_series(&self, max: usize) {
+        self.max_series.store(max, Ordering::Relaxed);
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// Keeps the state of these environments only, and knows each of them
+    /// (a reloaded configuration: removed targets' series disappear, new
+    /// ones report `windsock_up` from the start).
+    pub fn retain_targets<'a>(&self, environments: impl IntoIterator<Item = &'a str>) {
+        let keep: std::collections::BTreeSet<&str> = environments.into_iter().collect();
+        let mut guard = self.targets.write().unwrap_or_else(|p| p.into_inner());
+        guard.retain(|env, _| keep.contains(env.as_str()));
+        for env in keep {
+            guard.entry(env.to_owned()).or_default();
+        }
+        self.generation.fetch_add(1, Ordering::Release);
     }
 
     fn with_target<R>(&self, env: &str, f: impl FnOnce(&mut TargetState) -> R) -> R {
@@ -353,6 +372,18 @@ pub const SELF_METRICS: &[SelfMetric] = &[
         labels: &[],
     },
     SelfMetric {
+        name: "windsock_config_last_reload_successful",
+        help: "Whether the latest configuration reload (SIGHUP) succeeded; a failed one keeps the running configuration",
+        kind: MetricKind::Gauge,
+        labels: &[],
+    },
+    SelfMetric {
+        name: "windsock_config_last_reload_success_timestamp_seconds",
+        help: "UNIX time of the latest successful configuration reload",
+        kind: MetricKind::Gauge,
+        labels: &[],
+    },
+    SelfMetric {
         name: "windsock_export_runs",
         help: "Metadata exports by mode and outcome (success, partial, failed, skipped: a Glue run was still in progress)",
         kind: MetricKind::Counter,
@@ -462,10 +493,9 @@ impl Collector for StoreCollector {
                 }
             }
         }
-        let cap = if self.store.max_series == 0 {
-            usize::MAX
-        } else {
-            self.store.max_series
+        let cap = match self.store.max_series.load(Ordering::Relaxed) {
+            0 => usize::MAX,
+            max => max,
         };
         let (mut exported, mut dropped) = (0usize, 0usize);
         for (name, fams) in &by_name {

@@ -482,6 +482,11 @@ impl Windsock {
         Windsock { child, addr, log }
     }
 
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Everything it wrote to stderr so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
