@@ -4,19 +4,28 @@
 //! - `amtool check-config` passes and the routing tree sends each severity
 //!   where docs/runbooks.md says;
 //! - every alert follows the conventions of docs/runbooks.md (checked on the
-//!   rules as Prometheus loaded them): a `Windsock` CamelCase name, `for:`,
-//!   `severity` in page/ticket/info, `summary`, `description`, a `runbook_url`
-//!   whose anchor is a section of docs/runbooks.md, and a boundary-pair unit
-//!   test; thresholds come from recording rules that exist and are used.
+//!   rules as Prometheus loaded them): a CamelCase name, `Airflow*` in
+//!   airflow-*.rules.yml and `Windsock*` in windsock.rules.yml, `for:`,
+//!   `severity` in critical/warning/info, `summary`, `description`, a
+//!   `runbook_url` whose anchor is a section of docs/runbooks.md, and a
+//!   boundary-pair unit test; every metric it reads carries the job
+//!   selector; thresholds come from recording rules that exist and are used,
+//!   and the missing-thresholds guard lists every one of them;
+//! - scripts/render-alerts renders another job selector and runbook base
+//!   that promtool accepts and whose unit tests still pass.
 
 mod monitoring;
 
 use std::collections::BTreeSet;
 
-use monitoring::{files, loaded_rules, promql_metric_names, repo, rule_files, run};
+use monitoring::{files, loaded_rules, promql_metric_names, repo, rule_files, run, scratch_dir};
 
 const RUNBOOK_BASE: &str = "https://github.com/windsock/windsock/blob/main/docs/runbooks.md#";
-const SEVERITIES: &[&str] = &["page", "ticket", "info"];
+const SEVERITIES: &[&str] = &["critical", "warning", "info"];
+/// The job selector the committed rules are rendered with.
+const JOB_SELECTOR: &str = r#"job="windsock""#;
+/// The alert that fires when a threshold recording rule is missing.
+const THRESHOLDS_GUARD: &str = "WindsockAlertThresholdsMissing";
 
 fn paths(v: &[std::path::PathBuf]) -> Vec<String> {
     v.iter().map(|p| p.display().to_string()).collect()
@@ -55,12 +64,12 @@ fn alertmanager_example_is_valid_and_routes_by_severity() {
     let config_flag = format!("--config.file={cfg}");
     for (labels, receiver) in [
         (
-            &["severity=page", "environment=prod", "dag_id=etl"][..],
+            &["severity=critical", "environment=prod", "dag_id=etl"][..],
             "pager",
         ),
-        (&["severity=page", "environment=prod"][..], "pager"),
+        (&["severity=critical", "environment=prod"][..], "pager"),
         (
-            &["severity=ticket", "environment=prod", "dag_id=etl"][..],
+            &["severity=warning", "environment=prod", "dag_id=etl"][..],
             "ticket",
         ),
         (&["severity=info", "environment=prod"][..], "ticket"),
@@ -126,8 +135,19 @@ fn every_alert_follows_the_conventions() {
         if !names.insert(name) {
             bad("defined twice".into());
         }
-        if !(name.starts_with("Windsock") && is_camel_case(name)) {
-            bad("not CamelCase with the Windsock prefix".into());
+        let prefix = if a["file"] == "windsock.rules.yml" {
+            "Windsock"
+        } else {
+            "Airflow"
+        };
+        if !(name.starts_with(prefix) && is_camel_case(name)) {
+            bad(format!(
+                "not CamelCase with the {prefix} prefix ({})",
+                a["file"]
+            ));
+        }
+        for s in selectors_without_job(a["query"].as_str().unwrap()) {
+            bad(format!("{s} lacks {JOB_SELECTOR}"));
         }
         if a["duration"].as_f64().unwrap_or(0.0) <= 0.0 {
             bad("no `for:`".into());
@@ -174,10 +194,11 @@ fn every_alert_follows_the_conventions() {
     for heading in std::fs::read_to_string(repo().join("docs/runbooks.md"))
         .unwrap()
         .lines()
-        .filter_map(|l| l.strip_prefix("## Windsock"))
+        .filter_map(|l| l.strip_prefix("## "))
+        .filter(|h| h.starts_with("Windsock") || h.starts_with("Airflow"))
     {
-        let n = format!("Windsock{}", heading.trim());
-        if !names.contains(n.as_str()) {
+        let n = heading.trim();
+        if !names.contains(n) {
             problems.push(format!("docs/runbooks.md: section {n} has no alert"));
         }
     }
@@ -194,10 +215,19 @@ fn thresholds_are_recording_rules_that_exist_and_are_used() {
         .collect();
     let used: BTreeSet<String> = rules
         .iter()
-        .filter(|r| r["type"] == "alerting")
+        .filter(|r| r["type"] == "alerting" && r["name"] != THRESHOLDS_GUARD)
         .flat_map(|r| promql_metric_names(r["query"].as_str().unwrap()))
         .filter(|n| n.starts_with("windsock:"))
         .collect();
+    let guard = rules
+        .iter()
+        .find(|r| r["name"] == THRESHOLDS_GUARD)
+        .expect("the missing-thresholds guard alert");
+    let guarded = promql_metric_names(guard["query"].as_str().unwrap());
+    assert_eq!(
+        guarded, defined,
+        "{THRESHOLDS_GUARD} must check exactly the threshold rules"
+    );
     assert!(
         defined.iter().all(|n| n.starts_with("windsock:threshold:")),
         "{defined:?}"
@@ -228,5 +258,149 @@ fn every_rule_file_has_unit_tests() {
             tests.contains(&format!("- ../{name}\n")),
             "no file in alerts/tests/ loads {name}"
         );
+    }
+}
+
+/// The metric selectors (`airflow_*`, `windsock_*`, `up`) of a PromQL query
+/// whose matchers lack the job selector. Prometheus prints a loaded query
+/// with the matchers as written, so a plain scan is enough.
+fn selectors_without_job(query: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let bytes = query.as_bytes();
+    let mut i = 0;
+    let mut depth = 0;
+    while i < bytes.len() {
+        let c = bytes[i] as char;
+        match c {
+            '{' => depth += 1,
+            '}' => depth -= 1,
+            '"' | '\'' => {
+                // Skip string literals (label values, label_replace args).
+                let end = query[i + 1..].find(c).map_or(query.len(), |p| i + 1 + p);
+                i = end + 1;
+                continue;
+            }
+            _ => {}
+        }
+        let after_word = i > 0 && {
+            let p = bytes[i - 1];
+            p.is_ascii_alphanumeric() || p == b'_' || p == b':'
+        };
+        let starts_word = !after_word;
+        if depth == 0 && starts_word && c.is_ascii_alphabetic() {
+            let len = query[i..]
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+                .unwrap_or(query.len() - i);
+            let word = &query[i..i + len];
+            let is_metric =
+                word == "up" || word.starts_with("airflow_") || word.starts_with("windsock_");
+            if is_metric {
+                let rest = &query[i + len..];
+                let matchers = rest
+                    .strip_prefix('{')
+                    .and_then(|r| r.find('}').map(|e| &r[..e]))
+                    .unwrap_or("");
+                if !matchers.split(',').any(|m| m.trim() == JOB_SELECTOR) {
+                    out.push(format!("{word}{{{matchers}}}"));
+                }
+            }
+            i += len;
+            continue;
+        }
+        i += 1;
+    }
+    out
+}
+
+#[test]
+fn selectors_without_job_finds_unscoped_metrics() {
+    let q = r#"sum by (environment) (airflow_a{job="windsock", x="{y}"}) > on() group_left() windsock:threshold:t and airflow_b{x="1"} or up or label_replace(windsock_c{job="windsock"}, "airflow_d", "v", "", "")"#;
+    assert_eq!(selectors_without_job(q), ["airflow_b{x=\"1\"}", "up{}"]);
+}
+
+/// Renders the rules with `args` into a fresh directory; the exit status and
+/// the directory.
+fn render(args: &[&str]) -> (bool, String, std::path::PathBuf) {
+    let out = scratch_dir("render-alerts");
+    let script = repo().join("scripts/render-alerts");
+    let mut all: Vec<&str> = args.to_vec();
+    let dir = out.display().to_string();
+    all.push(&dir);
+    let (ok, log) = run(script.to_str().unwrap(), &all);
+    (ok, log, out)
+}
+
+#[test]
+fn render_alerts_rewrites_the_job_selector_and_runbook_base() {
+    let base = "https://wiki.example.com/airflow&ops|runbooks#";
+    let (ok, log, dir) = render(&[
+        "--job-selector",
+        r#"job="airflow-windsock""#,
+        "--runbook-url-base",
+        base,
+        "--with-tests",
+    ]);
+    assert!(ok, "{log}");
+    let rules: Vec<String> = paths(&files(dir.to_str().unwrap(), ".rules.yml"));
+    assert_eq!(rules.len(), rule_files().len());
+    let mut args = vec!["check", "rules"];
+    args.extend(rules.iter().map(String::as_str));
+    let (ok, out) = run("promtool", &args);
+    assert!(ok, "promtool check rules failed on the rendering:\n{out}");
+    // The unit tests, rendered alike, still pass: the rewrite is consistent.
+    let tests = paths(&files(dir.join("tests").to_str().unwrap(), ".yml"));
+    let mut args = vec!["test", "rules"];
+    args.extend(tests.iter().map(String::as_str));
+    let (ok, out) = run("promtool", &args);
+    assert!(ok && !out.contains("FAILED"), "rendered unit tests:\n{out}");
+    let text: String = rules
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    assert!(!text.contains(JOB_SELECTOR), "default selector left over");
+    assert!(
+        !text.contains(RUNBOOK_BASE),
+        "default runbook base left over"
+    );
+    let alerts = text.matches("- alert: ").count();
+    assert_eq!(
+        text.matches(&format!("runbook_url: {base}")).count(),
+        alerts
+    );
+    assert!(text.contains(r#"airflow_zombie_task_candidates{job="airflow-windsock"}"#));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn render_alerts_takes_any_matcher_list_and_refuses_bad_input() {
+    let (ok, log, dir) = render(&[
+        "--job-selector",
+        r#"namespace="airflow",job=~"windsock|canary""#,
+    ]);
+    assert!(ok, "{log}");
+    let rules = paths(&files(dir.to_str().unwrap(), ".rules.yml"));
+    let mut args = vec!["check", "rules"];
+    args.extend(rules.iter().map(String::as_str));
+    let (ok, out) = run("promtool", &args);
+    assert!(ok, "promtool check rules failed on the rendering:\n{out}");
+    let _ = std::fs::remove_dir_all(dir);
+    for (args, says) in [
+        (&["--job-selector", r#"{job="x"}"#][..], "without braces"),
+        (&["--runbook-url-base", "wiki/runbooks#"][..], "http(s) URL"),
+        (
+            &["--job-selector", r#"job=~"a|b""#, "--with-tests"][..],
+            "single job=",
+        ),
+        (&["--frobnicate"][..], "unknown option"),
+    ] {
+        let script = repo().join("scripts/render-alerts");
+        let out = std::process::Command::new(script)
+            .args(args)
+            .arg(scratch_dir("render-bad"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(64), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
     }
 }

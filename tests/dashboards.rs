@@ -1,8 +1,13 @@
 //! The Grafana dashboards (`dashboards/*.json`):
 //! - structure: stable unique uids, the shared `windsock` tag, the
-//!   datasource and environment variables, a unit on every panel, panels on
-//!   the `$datasource`, queries filtered by environment, `$__rate_interval`
-//!   in every rate()/irate()/increase(), tag-based links between them;
+//!   variables `datasource`, `job`, `instance` (single-select: windsock
+//!   replicas export the same data, so one at a time keeps sums from
+//!   doubling) and `environment` (multi-select), in that order, a unit and a
+//!   description on every panel, panels on the `$datasource`, every selector
+//!   of every query (and of further variables) filtered by `job="$job"`,
+//!   `instance="$instance"` and, where the metric has the label,
+//!   `environment=~"$environment"`, `$__rate_interval` in every
+//!   rate()/irate()/increase(), tag-based links between them;
 //! - types: each file type-checks against Grafana's own schema types
 //!   (npm `@grafana/schema`) with `tsc --strict`, by compiling
 //!   `(<json>) satisfies Json<Dashboard>`. No Grafana server can be run
@@ -28,11 +33,42 @@ const UIDS: &[&str] = &[
     "windsock-self",
 ];
 
-/// Metrics without an `environment` label (windsock's process-wide ones).
+/// Metrics without an `environment` label: Prometheus' `up` and windsock's
+/// process-wide ones (docs/metrics.md; `process_*` too, see
+/// [`has_environment`]).
 const NO_ENVIRONMENT: &[&str] = &[
+    "up",
     "windsock_build_info",
     "windsock_series",
     "windsock_series_dropped",
+    "windsock_config_last_reload_successful",
+    "windsock_config_last_reload_success_timestamp_seconds",
+    "windsock_admin_requests_total",
+    "windsock_admin_auth_failures_total",
+    "windsock_admin_audit_events_total",
+    "windsock_intercept_actions_total",
+    "windsock_intercept_users_total",
+    "windsock_intercept_leader",
+    "windsock_intercept_last_poll_timestamp_seconds",
+];
+
+/// The variables every dashboard has right after `datasource`, in this
+/// order (each query uses the ones before it): name, query, and whether it
+/// is multi-select with an All option. `instance` is single-select: two
+/// windsock replicas export the same data, and picking one keeps sums from
+/// doubling.
+const VARIABLES: &[(&str, &str, bool)] = &[
+    ("job", "label_values(windsock_build_info, job)", false),
+    (
+        "instance",
+        "label_values(windsock_build_info{job=\"$job\"}, instance)",
+        false,
+    ),
+    (
+        "environment",
+        "label_values(windsock_up{job=\"$job\", instance=\"$instance\"}, environment)",
+        true,
+    ),
 ];
 
 /// Pinned versions of the type checker (bump deliberately).
@@ -87,6 +123,218 @@ fn rate_ranges_finds_every_call() {
     assert!(rate_ranges("deriv(a[1h]) + heart_rate(x)").is_empty());
 }
 
+/// Whether `metric` carries an `environment` label.
+fn has_environment(metric: &str) -> bool {
+    !(NO_ENVIRONMENT.contains(&metric) || metric.starts_with("process_"))
+}
+
+/// One label matcher: label, operator, value (unquoted).
+type Matcher = (String, String, String);
+
+/// Every vector selector of `expr`: its metric name (`__name__="x"` for a
+/// selector without a name; empty when it has neither) and its label
+/// matchers. Metric names are those of `promql_metric_names`; strings,
+/// ranges (`[...]`) and Grafana variables are skipped.
+fn selectors(expr: &str) -> Vec<(String, Vec<Matcher>)> {
+    let names = monitoring::promql_metric_names(expr);
+    let c: Vec<char> = expr.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < c.len() {
+        match c[i] {
+            '"' | '\'' | '`' => i = past_string(&c, i),
+            '[' => {
+                while i < c.len() && c[i] != ']' {
+                    i += 1;
+                }
+                i += 1;
+            }
+            '$' => {
+                i += 1;
+                if c.get(i) == Some(&'{') {
+                    while i < c.len() && c[i] != '}' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+            }
+            '{' => {
+                let (m, end) = matchers_at(&c, i);
+                let name = m
+                    .iter()
+                    .find(|(l, o, _)| l == "__name__" && o == "=")
+                    .map(|(_, _, v)| v.clone())
+                    .unwrap_or_default();
+                out.push((name, m));
+                i = end;
+            }
+            ch if ch.is_ascii_alphabetic() || ch == '_' || ch == ':' => {
+                let start = i;
+                while i < c.len() && (c[i].is_ascii_alphanumeric() || c[i] == '_' || c[i] == ':') {
+                    i += 1;
+                }
+                let word: String = c[start..i].iter().collect();
+                let mut j = i;
+                while j < c.len() && c[j].is_whitespace() {
+                    j += 1;
+                }
+                if names.contains(&word) && c.get(j) != Some(&'(') {
+                    if c.get(j) == Some(&'{') {
+                        let (m, end) = matchers_at(&c, j);
+                        out.push((word, m));
+                        i = end;
+                    } else {
+                        out.push((word, Vec::new()));
+                    }
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    out
+}
+
+/// Index just past the string literal starting at `start`.
+fn past_string(c: &[char], start: usize) -> usize {
+    let q = c[start];
+    let mut i = start + 1;
+    while i < c.len() && c[i] != q {
+        i += if c[i] == '\\' && q != '`' { 2 } else { 1 };
+    }
+    i + 1
+}
+
+/// The matchers of the `{...}` at `start`, and the index just past it.
+fn matchers_at(c: &[char], start: usize) -> (Vec<Matcher>, usize) {
+    let mut parts = vec![String::new()];
+    let mut i = start + 1;
+    while i < c.len() && c[i] != '}' {
+        match c[i] {
+            '"' | '\'' | '`' => {
+                let end = past_string(c, i).min(c.len());
+                parts.last_mut().unwrap().extend(&c[i..end]);
+                i = end;
+                continue;
+            }
+            ',' => parts.push(String::new()),
+            ch => parts.last_mut().unwrap().push(ch),
+        }
+        i += 1;
+    }
+    let matchers = parts
+        .iter()
+        .map(|p| p.trim())
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let split = p.find(['=', '!']).unwrap_or(p.len());
+            let (label, rest) = p.split_at(split);
+            let op_len = if rest.starts_with("=~") || rest.starts_with('!') {
+                2
+            } else {
+                1
+            };
+            let (op, value) = rest.split_at(op_len.min(rest.len()));
+            let value = value.trim();
+            let value = value
+                .get(1..value.len().saturating_sub(1))
+                .filter(|_| value.len() >= 2)
+                .unwrap_or(value);
+            (label.trim().to_owned(), op.to_owned(), value.to_owned())
+        })
+        .collect();
+    (matchers, i + 1)
+}
+
+/// What is wrong with the selectors of `expr`: each must have exactly
+/// `job="$job"` and `instance="$instance"` (one replica) and, when its
+/// metric has the label, exactly `environment=~"$environment"` (a regex: the
+/// variable is multi-select); metrics without the label must not filter on it.
+fn selector_problems(expr: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for (name, matchers) in selectors(expr) {
+        let env = has_environment(&name).then_some(("=~", "$environment"));
+        for (label, want) in [
+            ("job", Some(("=", "$job"))),
+            ("instance", Some(("=", "$instance"))),
+            ("environment", env),
+        ] {
+            let got: Vec<(&str, &str)> = matchers
+                .iter()
+                .filter(|(l, _, _)| l == label)
+                .map(|(_, o, v)| (o.as_str(), v.as_str()))
+                .collect();
+            match want {
+                Some((op, value)) if got != [(op, value)] => out.push(format!(
+                    "selector {name:?} is not filtered by exactly {label}{op}\"{value}\" \
+                     (has {got:?})"
+                )),
+                None if !got.is_empty() => out.push(format!(
+                    "selector {name:?} filters on {label}, a label it does not have"
+                )),
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn selectors_finds_every_vector_selector() {
+    let found = selectors(
+        r#"sum by (environment) (rate(a_total{x="1", y=~"{,}"}[$__rate_interval])) / on(environment) b
+           + c offset 5m + {__name__="d", z!~"q"} and time()"#,
+    );
+    let s = |l: &str, o: &str, v: &str| (l.to_owned(), o.to_owned(), v.to_owned());
+    assert_eq!(
+        found,
+        [
+            (
+                "a_total".to_owned(),
+                vec![s("x", "=", "1"), s("y", "=~", "{,}")]
+            ),
+            ("b".to_owned(), vec![]),
+            ("c".to_owned(), vec![]),
+            (
+                "d".to_owned(),
+                vec![s("__name__", "=", "d"), s("z", "!~", "q")]
+            ),
+        ]
+    );
+}
+
+#[test]
+fn selector_problems_reports_unscoped_selectors() {
+    let ok = r#"sum by (environment) (a{job="$job", instance="$instance", environment=~"$environment"}) / on() group_left() sum(windsock_series{job="$job", instance="$instance"})"#;
+    assert_eq!(selector_problems(ok), Vec::<String>::new());
+    for (expr, why) in [
+        // The second selector lacks the replica.
+        (
+            r#"a{job="$job", instance="$instance", environment=~"$environment"} / b{job="$job", environment=~"$environment"}"#,
+            "instance=",
+        ),
+        // Equality does not work with a multi-select variable.
+        (
+            r#"a{job="$job", instance="$instance", environment="$environment"}"#,
+            "environment=~",
+        ),
+        (
+            r#"a{job="$job", instance=~"$instance", environment=~"$environment"}"#,
+            "instance=",
+        ),
+        (
+            r#"windsock_build_info{job="$job", instance="$instance", environment=~"$environment"}"#,
+            "does not have",
+        ),
+        (
+            r#"process_open_fds{job="$job", instance="$instance", environment=~"$environment"}"#,
+            "does not have",
+        ),
+    ] {
+        let p = selector_problems(expr);
+        assert!(p.len() == 1 && p[0].contains(why), "{expr}: {p:?}");
+    }
+}
+
 #[test]
 fn dashboards_follow_the_conventions() {
     let all = dashboards();
@@ -137,16 +385,52 @@ fn dashboards_follow_the_conventions() {
         }) {
             bad("no `datasource` variable of type datasource (prometheus)".into());
         }
-        if !vars.iter().any(|v| {
-            v["name"] == "environment"
-                && v["type"] == "query"
-                && variable_query(v) == Some("label_values(windsock_up, environment)")
-        }) {
-            bad("no `environment` variable from label_values(windsock_up, environment)".into());
+        let names: Vec<&str> = vars
+            .iter()
+            .map(|v| v["name"].as_str().unwrap_or(""))
+            .collect();
+        let wanted: Vec<&str> = VARIABLES.iter().map(|(n, _, _)| *n).collect();
+        let first: Vec<&str> = std::iter::once("datasource")
+            .chain(wanted.iter().copied())
+            .collect();
+        if names.get(..first.len()) != Some(&first[..]) {
+            bad(format!("variables {names:?} do not start with {first:?}"));
+        }
+        for &(name, query, multi) in VARIABLES {
+            let Some(v) = vars.iter().find(|v| v["name"] == name) else {
+                continue;
+            };
+            if v["type"] != "query" || variable_query(v) != Some(query) {
+                bad(format!("variable {name} is not the query {query}"));
+            }
+            if v["multi"] != multi || v["includeAll"] != multi {
+                bad(format!(
+                    "variable {name}: multi and includeAll must be {multi}"
+                ));
+            }
+            if multi && v["allValue"] != ".*" {
+                bad(format!("variable {name}: allValue is not .*"));
+            }
+            if v["refresh"] != 1 {
+                bad(format!(
+                    "variable {name} is not refreshed on load (refresh 1)"
+                ));
+            }
+            if name == "instance" && v["description"].as_str().is_none_or(str::is_empty) {
+                bad("variable instance has no description".into());
+            }
         }
         for v in &vars {
             if v["type"] == "query" && v["datasource"]["uid"] != "${datasource}" {
                 bad(format!("variable {} does not use $datasource", v["name"]));
+            }
+            // Further variables are scoped like the panels' queries.
+            let name = v["name"].as_str().unwrap_or("");
+            if v["type"] == "query" && !wanted.contains(&name) {
+                let promql = variable_query(v).and_then(monitoring::grafana_variable_promql);
+                for p in selector_problems(promql.as_deref().unwrap_or("")) {
+                    bad(format!("variable {name}: {p}"));
+                }
             }
         }
         let ps = panels(d);
@@ -165,6 +449,12 @@ fn dashboards_follow_the_conventions() {
                 .is_none_or(str::is_empty)
             {
                 bad("no unit (fieldConfig.defaults.unit)".into());
+            }
+            if p["description"]
+                .as_str()
+                .is_none_or(|s| s.trim().is_empty())
+            {
+                bad("no description".into());
             }
             if p["datasource"]["uid"] != "${datasource}" {
                 bad("datasource is not ${datasource}".into());
@@ -185,10 +475,8 @@ fn dashboards_follow_the_conventions() {
                         bad(format!("[{range}] instead of [$__rate_interval] in {expr}"));
                     }
                 }
-                let names = monitoring::promql_metric_names(expr);
-                let scoped = names.iter().all(|n| NO_ENVIRONMENT.contains(&n.as_str()));
-                if !scoped && !expr.contains("environment=\"$environment\"") {
-                    bad(format!("query not filtered by environment: {expr}"));
+                for problem in selector_problems(expr) {
+                    bad(format!("{problem} in {expr}"));
                 }
             }
         }
@@ -207,16 +495,22 @@ fn dag_performance_drills_down_by_dag() {
         .find(|(_, d)| d["uid"] == "windsock-dag-performance")
         .expect("dag-performance dashboard");
     let vars = d["templating"]["list"].as_array().unwrap();
-    let dag = vars
-        .iter()
-        .find(|v| v["name"] == "dag_id")
-        .expect("a dag_id variable");
+    let position = |name: &str| vars.iter().position(|v| v["name"] == name);
+    let dag = &vars[position("dag_id").expect("a dag_id variable")];
     assert_eq!(dag["type"], "query");
+    // After the variables its query uses, so that Grafana resolves them first.
     assert!(
-        variable_query(dag)
-            .unwrap()
-            .contains("environment=\"$environment\"")
+        position("dag_id") > position("environment").max(position("instance")),
+        "dag_id comes before the variables it depends on"
     );
+    let query = variable_query(dag).unwrap();
+    for scope in [
+        "job=\"$job\"",
+        "instance=\"$instance\"",
+        "environment=~\"$environment\"",
+    ] {
+        assert!(query.contains(scope), "dag_id ignores {scope}: {query}");
+    }
     for p in panels(&d) {
         for t in p["targets"].as_array().unwrap() {
             let expr = t["expr"].as_str().unwrap();

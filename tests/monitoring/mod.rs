@@ -218,7 +218,8 @@ pub fn start_prometheus(config: &str, dir: &Path, extra: &[&str]) -> (Proc, Sock
 
 /// The alerting and recording rules of `alerts/*.rules.yml` as Prometheus
 /// itself loaded them (`/api/v1/rules`): `data.groups[].rules[]` with
-/// `name`, `query`, `duration`, `labels`, `annotations`, `type`. Using
+/// `name`, `query`, `duration`, `labels`, `annotations`, `type`, plus
+/// `file`: the rule file's name (e.g. `windsock.rules.yml`). Using
 /// Prometheus' own parser avoids a YAML dependency and any guessing.
 pub fn loaded_rules() -> Vec<serde_json::Value> {
     let dir = scratch_dir("rules");
@@ -238,7 +239,18 @@ pub fn loaded_rules() -> Vec<serde_json::Value> {
         .as_array()
         .unwrap()
         .iter()
-        .flat_map(|g| g["rules"].as_array().unwrap().clone())
+        .flat_map(|g| {
+            let file = std::path::Path::new(g["file"].as_str().unwrap())
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            let mut rules = g["rules"].as_array().unwrap().clone();
+            for r in &mut rules {
+                r["file"] = file.clone().into();
+            }
+            rules
+        })
         .collect();
     drop(prom);
     let _ = std::fs::remove_dir_all(&dir);
