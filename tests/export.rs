@@ -587,6 +587,51 @@ async fn daemon_exports_on_schedule() {
     let _ = std::fs::remove_dir_all(&to);
 }
 
+/// `[export] cron` in the daemon: a preset as Airflow users write it sets
+/// the next run (logged), instead of `interval`.
+#[tokio::test]
+async fn daemon_schedules_exports_by_cron() {
+    let db = TestDb::with_schema(Dialect::Sqlite, "3.1.8").await;
+    let to = tmpdir("cron");
+    let config = to.join("windsock.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n[[targets]]\nenvironment = \"cron\"\nurl = \"{}\"\n\
+             [export]\nenabled = true\ninterval = \"1s\"\ncron = \"@yearly\"\nto = \"{}\"\n",
+            db.url,
+            to.join("out").display()
+        ),
+    )
+    .unwrap();
+    let ws = common::Windsock::start(&["run", "--config", config.to_str().unwrap()], &[]);
+    // The next 1 January, 00:00 UTC (interval = 1s would say within a second).
+    let year_now: i64 = windsock::export::iso(windsock::metrics::now_unix() as i64)[..4]
+        .parse()
+        .unwrap();
+    let want = format!("{}-01-01T00:00:00Z", year_now + 1);
+    let mut log = String::new();
+    for _ in 0..100 {
+        log = ws.log();
+        if log.contains("Export: next run scheduled.") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let line = log
+        .lines()
+        .find(|l| l.contains("Export: next run scheduled."))
+        .unwrap_or_else(|| panic!("no schedule logged:\n{log}"));
+    assert!(line.contains(&want), "{line}");
+    let (status, log) = ws.terminate();
+    assert!(status.success(), "{log}");
+    assert!(
+        !to.join("out").exists(),
+        "exported although not due:\n{log}"
+    );
+    let _ = std::fs::remove_dir_all(&to);
+}
+
 /// Export settings that cannot work are refused before anything runs,
 /// naming the key.
 #[test]
@@ -607,6 +652,7 @@ fn bad_export_settings_name_the_key() {
         ("[export]\nto = \"ftp://host/x\"\n", "export.to"),
         ("[report]\ns3 = \"/tmp/x\"\n", "report.s3"),
         ("[export]\ncron = \"61 * * * *\"\n", "export.cron"),
+        ("[export]\ncron = \"@once\"\n", "export.cron"),
         ("[export]\nwindow = \"6h\"\n", "export.window"),
     ];
     for (i, (toml, key)) in cases.iter().enumerate() {

@@ -63,6 +63,8 @@ fn settings(hook: &str, mwaa_safe: bool) -> InterceptSettings {
         RuleSettings::Webhook {
             url: hook.into(),
             timeout: Duration::from_secs(5),
+            proxy: None,
+            ca_file: None,
         },
     ]);
     InterceptSettings {

@@ -14,7 +14,6 @@
 //! again for that reason; only a webhook may then see a user twice.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use regex::Regex;
 use serde::Serialize;
@@ -75,12 +74,7 @@ pub enum Rule {
         roles: Vec<String>,
     },
     /// Notify a URL.
-    Webhook {
-        /// Where.
-        url: url::Url,
-        /// How long to wait.
-        timeout: Duration,
-    },
+    Webhook(super::webhook::Webhook),
 }
 
 impl Rule {
@@ -89,7 +83,7 @@ impl Rule {
             Rule::Sanitize { .. } => "sanitize",
             Rule::Validate { .. } => "validate",
             Rule::AssignRoles { .. } => "assign_roles",
-            Rule::Webhook { .. } => "webhook",
+            Rule::Webhook(_) => "webhook",
         }
     }
 }
@@ -131,10 +125,20 @@ pub fn compile(settings: &InterceptSettings) -> Result<Vec<Rule>, String> {
                     email: email_pattern.as_deref().map(re).transpose()?,
                     roles: roles.clone(),
                 },
-                RuleSettings::Webhook { url, timeout } => Rule::Webhook {
-                    url: url::Url::parse(url).map_err(|e| format!("webhook url: {e}"))?,
-                    timeout: *timeout,
-                },
+                RuleSettings::Webhook {
+                    url,
+                    timeout,
+                    proxy,
+                    ca_file,
+                } => Rule::Webhook(
+                    super::webhook::Webhook::new(
+                        url::Url::parse(url).map_err(|e| format!("webhook url: {e}"))?,
+                        *timeout,
+                        proxy.as_deref(),
+                        ca_file.as_deref(),
+                    )
+                    .map_err(|e| e.to_string())?,
+                ),
             })
         })
         .collect()
@@ -427,7 +431,7 @@ impl Interceptor {
         self.remember(id);
         self.metrics.add("windsock_intercept_users", &[], 1.0);
         for rule in &self.rules {
-            if let Rule::Webhook { url, timeout } = rule {
+            if let Rule::Webhook(hook) = rule {
                 let event = serde_json::json!({
                     "event": "user_created",
                     "username": user.username,
@@ -438,11 +442,11 @@ impl Interceptor {
                     "actions": actions,
                     "dry_run": self.dry_run,
                 });
-                let a = match super::webhook::post_json(url, &event, *timeout).await {
+                let a = match hook.post_json(&event).await {
                     Ok(status) => Action {
                         rule: "webhook",
                         outcome: "notified",
-                        detail: format!("{} answered {status}", url.host_str().unwrap_or("")),
+                        detail: format!("{} answered {status}", hook.host()),
                     },
                     Err(e) => Action {
                         rule: "webhook",
@@ -487,7 +491,7 @@ impl Interceptor {
         let original = user.username.clone();
         let mut actions = Vec::new();
         for rule in &self.rules {
-            if matches!(rule, Rule::Webhook { .. }) {
+            if matches!(rule, Rule::Webhook(_)) {
                 continue;
             }
             match apply(tx, rule, &mut user).await {
@@ -631,6 +635,6 @@ async fn apply(
                 detail: missing.join(", "),
             }))
         }
-        Rule::Webhook { .. } => Ok(None),
+        Rule::Webhook(_) => Ok(None),
     }
 }

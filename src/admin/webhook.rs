@@ -1,99 +1,137 @@
-//! A minimal JSON POST client for the interception webhook (HTTP/1.1 over
-//! TCP, or rustls with the webpki roots for `https://`).
+//! The interception webhook's client: a JSON POST through `reqwest`.
+//!
+//! - **Proxy**: `proxy` when set, otherwise `HTTPS_PROXY`/`HTTP_PROXY`/
+//!   `ALL_PROXY` and `NO_PROXY` from the environment, as curl reads them.
+//! - **Trust**: the system's CA store (rustls-platform-verifier: on Linux
+//!   the distribution bundle, e.g. Debian's `ca-certificates`), plus the PEM
+//!   certificates of `ca_file` for a private CA.
+//! - **DNS**: hickory's asynchronous resolver (`/etc/resolv.conf` and
+//!   `/etc/hosts`), so a slow DNS server holds no runtime thread.
+//!
+//! One client per rule, built at start (a bad `ca_file` or `proxy` stops
+//! the config from loading) and reused, so connections are kept alive.
+//! Errors never carry the URL: hook URLs often embed a token.
 
-use std::sync::Arc;
+use std::path::Path;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
-use tokio_rustls::rustls;
-
-/// Why a webhook call failed (no URL credentials in the message).
+/// Why a webhook could not be built or called (no URL in the message).
 #[derive(Debug, thiserror::Error)]
-#[error("webhook {host}: {message}")]
-pub struct WebhookError {
-    host: String,
-    message: String,
+pub enum WebhookError {
+    /// `ca_file` cannot be read or holds no PEM certificate.
+    #[error("ca_file {path}: {message}")]
+    CaFile { path: String, message: String },
+    /// `proxy` is not a usable proxy URL.
+    #[error("proxy: {0}")]
+    Proxy(String),
+    /// The client could not be built (TLS setup).
+    #[error("webhook client: {0}")]
+    Client(String),
+    /// The call failed or was answered with a non-2xx status.
+    #[error("webhook {host}: {message}")]
+    Call { host: String, message: String },
 }
 
-/// POSTs `body` as JSON to `url`; succeeds on any 2xx answer.
-pub async fn post_json(
-    url: &url::Url,
-    body: &serde_json::Value,
+/// One configured webhook.
+#[derive(Debug, Clone)]
+pub struct Webhook {
+    client: reqwest::Client,
+    url: url::Url,
     timeout: Duration,
-) -> Result<u16, WebhookError> {
-    let host = url.host_str().unwrap_or("").to_owned();
-    let err = |m: String| WebhookError {
-        host: host.clone(),
-        message: m,
+}
+
+/// A reqwest error without its URL, with its causes (`connect: Connection
+/// refused`).
+fn describe(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+fn load_ca(path: &Path) -> Result<Vec<reqwest::Certificate>, WebhookError> {
+    let err = |message: String| WebhookError::CaFile {
+        path: path.display().to_string(),
+        message,
     };
-    let fut = async {
-        let addrs = url
-            .socket_addrs(|| None)
-            .map_err(|e| err(format!("resolve: {e}")))?;
-        let tcp = TcpStream::connect(&*addrs)
-            .await
-            .map_err(|e| err(format!("connect: {e}")))?;
-        // Host header: with the port when it is not the scheme's default.
-        let host_header = match url.port() {
-            Some(p) => format!("{host}:{p}"),
-            None => host.clone(),
-        };
-        let path = match url.query() {
-            Some(q) => format!("{}?{q}", url.path()),
-            None => url.path().to_owned(),
-        };
-        let req = hyper::Request::post(path)
-            .header(hyper::header::HOST, host_header.as_str())
-            .header(hyper::header::CONTENT_TYPE, "application/json")
-            .header(
-                hyper::header::USER_AGENT,
-                concat!("windsock/", env!("CARGO_PKG_VERSION")),
-            )
-            .body(Full::new(Bytes::from(body.to_string())))
-            .map_err(|e| err(e.to_string()))?;
-        let status = if url.scheme() == "https" {
-            let mut roots = rustls::RootCertStore::empty();
-            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-            let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| err(e.to_string()))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-            let name =
-                rustls::pki_types::ServerName::try_from(host.trim_matches(['[', ']']).to_owned())
-                    .map_err(|e| err(e.to_string()))?;
-            let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-                .connect(name, tcp)
-                .await
-                .map_err(|e| err(format!("TLS: {e}")))?;
-            send(TokioIo::new(tls), req).await
-        } else {
-            send(TokioIo::new(tcp), req).await
+    let pem = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| err(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(err("no PEM certificate in the file".into()));
+    }
+    Ok(certs)
+}
+
+impl Webhook {
+    /// Builds the client of one rule.
+    pub fn new(
+        url: url::Url,
+        timeout: Duration,
+        proxy: Option<&str>,
+        ca_file: Option<&Path>,
+    ) -> Result<Webhook, WebhookError> {
+        // reqwest takes the process' rustls provider: ring, as the rest of
+        // windsock (an error only means one is installed already).
+        let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+        let mut b = reqwest::Client::builder()
+            .user_agent(concat!("windsock/", env!("CARGO_PKG_VERSION")))
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .hickory_dns(true);
+        if let Some(p) = proxy {
+            let proxy = reqwest::Proxy::all(p)
+                .map_err(|e| WebhookError::Proxy(describe(e)))?
+                .no_proxy(reqwest::NoProxy::from_env());
+            b = b.proxy(proxy);
         }
-        .map_err(|e| err(e.to_string()))?;
-        if (200..300).contains(&status) {
+        if let Some(path) = ca_file {
+            b = b.tls_certs_merge(load_ca(path)?);
+        }
+        let client = b.build().map_err(|e| WebhookError::Client(describe(e)))?;
+        Ok(Webhook {
+            client,
+            url,
+            timeout,
+        })
+    }
+
+    /// The host, for logs and audit details.
+    pub fn host(&self) -> &str {
+        self.url.host_str().unwrap_or("")
+    }
+
+    /// POSTs `body` as JSON; succeeds on any 2xx answer (redirects are not
+    /// followed: a hook that moved is a configuration to fix).
+    pub async fn post_json(&self, body: &serde_json::Value) -> Result<u16, WebhookError> {
+        let err = |message: String| WebhookError::Call {
+            host: self.host().to_owned(),
+            message,
+        };
+        let resp = self
+            .client
+            .post(self.url.clone())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .map_err(|e| {
+                if e.is_timeout() {
+                    err(format!("no answer within {:?}", self.timeout))
+                } else {
+                    err(describe(e))
+                }
+            })?;
+        let status = resp.status().as_u16();
+        if resp.status().is_success() {
             Ok(status)
         } else {
             Err(err(format!("answered HTTP {status}")))
         }
-    };
-    tokio::time::timeout(timeout, fut)
-        .await
-        .map_err(|_| err(format!("no answer within {timeout:?}")))?
-}
-
-async fn send<T>(io: T, req: hyper::Request<Full<Bytes>>) -> Result<u16, hyper::Error>
-where
-    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await?;
-    let driver = tokio::spawn(conn);
-    let resp = sender.send_request(req).await;
-    driver.abort();
-    Ok(resp?.status().as_u16())
+    }
 }

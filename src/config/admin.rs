@@ -175,6 +175,14 @@ pub enum RuleSettings {
         /// Give up after this long.
         #[serde(default = "default_webhook_timeout", with = "humantime_serde_compat")]
         timeout: Duration,
+        /// Proxy for the call (`http://proxy:3128`); default: `HTTPS_PROXY`,
+        /// `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY` from the environment.
+        #[serde(default)]
+        proxy: Option<String>,
+        /// PEM bundle of extra CA certificates trusted for `https://` (a
+        /// private CA); the system's store is always trusted.
+        #[serde(default)]
+        ca_file: Option<std::path::PathBuf>,
     },
 }
 

@@ -787,15 +787,29 @@ impl Settings {
                         return Err(ConfigError::key(key("roles"), "is empty"));
                     }
                 }
-                RuleSettings::Webhook { url, .. } => {
-                    let ok = url::Url::parse(url).is_ok_and(|u| {
-                        matches!(u.scheme(), "http" | "https") && u.host().is_some()
-                    });
-                    if !ok {
+                RuleSettings::Webhook {
+                    url,
+                    timeout,
+                    proxy,
+                    ca_file,
+                } => {
+                    let parsed = url::Url::parse(url)
+                        .ok()
+                        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+                    let Some(parsed) = parsed else {
                         return Err(ConfigError::key(
                             key("url"),
                             "must be an http:// or https:// URL",
                         ));
+                    };
+                    // Builds the client once: reads ca_file, parses proxy.
+                    use crate::admin::webhook::{Webhook, WebhookError};
+                    match Webhook::new(parsed, *timeout, proxy.as_deref(), ca_file.as_deref()) {
+                        Ok(_) => {}
+                        Err(e @ WebhookError::CaFile { .. }) => {
+                            return Err(ConfigError::key(key("ca_file"), e.to_string()));
+                        }
+                        Err(e) => return Err(ConfigError::key(key("proxy"), e.to_string())),
                     }
                 }
             }

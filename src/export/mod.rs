@@ -563,13 +563,18 @@ pub async fn schedule(
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let wait = match &cron {
+        let next = match &cron {
             Some(c) => match c.next_after(now as i64) {
-                Some(next) => Duration::from_secs((next - now as i64).max(1) as u64),
-                None => return,
+                Some(next) => next.max(now as i64 + 1) as u64,
+                None => {
+                    tracing::warn!(environment = %environment, "Export: the cron expression matches no future time; no scheduled exports.");
+                    return;
+                }
             },
-            None => Duration::from_secs(every - now % every),
+            None => now + (every - now % every),
         };
+        info!(environment = %environment, next = %iso(next as i64), "Export: next run scheduled.");
+        let wait = Duration::from_secs(next - now);
         tokio::select! {
             () = cancel.cancelled() => return,
             () = tokio::time::sleep(wait) => {}
