@@ -203,7 +203,13 @@ async fn export_flow(dialect: Dialect, version: &str) {
     } else {
         Vec::new()
     };
-    let dags = fixture_rows(version, &["dag"]).await[0].1.1.len();
+    let dag_rows = fixture_rows(version, &["dag"]).await;
+    let (dag_cols, dag_values) = &dag_rows[0].1;
+    let di = dag_cols.iter().position(|c| c == "dag_id").unwrap();
+    let want_dags: BTreeSet<String> = dag_values
+        .iter()
+        .map(|r| r[di].as_ref().unwrap().1.clone())
+        .collect();
 
     let metrics = Store::new(["t"]);
     let ro = db.windsock(&common::fast_settings());
@@ -292,8 +298,19 @@ async fn export_flow(dialect: Dialect, version: &str) {
                 want(&tis)
             );
         }
+        // A full table whole, its ids as text on every dialect (MySQL's
+        // `_bin` id columns come from the driver as bytes).
         let got_dags = exported(&root, "t", "dag", &date, format, "dag_id");
-        assert_eq!(got_dags.len(), dags, "a full table is exported whole");
+        assert_eq!(
+            got_dags.len(),
+            want_dags.len(),
+            "a full table is exported whole"
+        );
+        assert_eq!(
+            got_dags.into_iter().collect::<BTreeSet<_>>(),
+            want_dags,
+            "{dialect:?} {version} {format:?}: dag ids"
+        );
         let rows_in_manifest = manifest["tables"]
             .as_array()
             .unwrap()
@@ -385,6 +402,45 @@ fn export_cmd(db: &TestDb, to: &Path, tables: &str) -> std::process::Command {
     .stdout(std::process::Stdio::null())
     .stderr(std::process::Stdio::piped());
     cmd
+}
+
+/// On a terminal `windsock export run` shows a progress line per table
+/// (indicatif); elsewhere only the log lines. util-linux `script` gives the
+/// command a pseudo-terminal.
+#[tokio::test]
+async fn export_progress_on_a_terminal_only() {
+    let db = big_log(20_000).await;
+    let to = tmpdir("progress");
+    let out = export_cmd(&db, &to, "log").output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("Export: table written."), "{err}");
+    assert!(
+        !err.contains("rows ("),
+        "a progress line without a terminal:\n{err}"
+    );
+
+    let cmd = export_cmd(&db, &to, "log");
+    let line = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| shlex::try_quote(a.to_str().unwrap()).unwrap().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let out = std::process::Command::new("script")
+        .args(["-q", "-e", "-c", &line, "/dev/null"])
+        .env("TERM", "xterm")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("script (util-linux)");
+    let tty = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{tty}");
+    assert!(
+        tty.contains("[1/1] log: "),
+        "no progress line on the terminal:\n{tty}"
+    );
+    assert!(tty.contains(" rows ("), "{tty}");
+    assert!(tty.contains("Export: table written."), "{tty}");
+    let _ = std::fs::remove_dir_all(&to);
 }
 
 /// 150k rows (~225 MB of log) go through with a peak RSS far below the
@@ -670,6 +726,210 @@ fn bad_export_settings_name_the_key() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(64), "{toml}: {err}");
         assert!(err.contains(key), "{toml}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Parquet from direct mode carries Parquet's logical types, and Glue's
+/// engine (PySpark) reads them as such: on the rows real Airflow 3.1.8
+/// wrote on every dialect, booleans (MySQL's tinyint(1) included) are
+/// boolean, timestamps are timestamps equal to the microsecond to the
+/// database's own epoch of each value, integers bigint, floats double,
+/// text string; the writer's decimals are decimal(p,s) with exact values.
+#[tokio::test(flavor = "multi_thread")]
+async fn parquet_logical_types_read_by_spark() {
+    use windsock::db::Cell;
+    use windsock::export::parquet::ParquetWriter;
+    let dir = tmpdir("pq-types");
+    std::fs::create_dir_all(&dir).unwrap();
+
+    // The writer alone: every kind, including those Airflow's tables lack.
+    let kinds = dir.join("kinds.parquet");
+    let cols: Vec<(String, String)> = [
+        ("amount", "numeric(10,2)"),
+        ("wide", "numeric(30,2)"),
+        ("free", "numeric"),
+        ("flag", "boolean"),
+        ("at", "timestamp with time zone"),
+        ("naive", "DATETIME"),
+        ("n", "bigint"),
+    ]
+    .iter()
+    .map(|(n, t)| ((*n).to_owned(), (*t).to_owned()))
+    .collect();
+    let mut w = ParquetWriter::new(std::fs::File::create(&kinds).unwrap(), &cols).unwrap();
+    w.write_page(&[
+        vec![
+            Cell::Float(12.34),
+            Cell::Text("12345678901234567890.12".into()),
+            Cell::Float(0.5),
+            Cell::Int(1),
+            Cell::Text("2026-11-25T01:02:03.123456Z".into()),
+            Cell::Text("2026-11-25 01:02:03.5".into()),
+            Cell::Int(7),
+        ],
+        vec![
+            Cell::Float(-0.07),
+            Cell::Null,
+            Cell::Null,
+            Cell::Text("f".into()),
+            Cell::Null,
+            Cell::Text("2026-11-25 01:02:03+02:00".into()),
+            Cell::Null,
+        ],
+    ])
+    .unwrap();
+    w.finish().unwrap();
+
+    // Real exports, and what the databases themselves say.
+    let mut expected = Vec::new();
+    for dialect in Dialect::ALL {
+        let db = TestDb::with_data(dialect, "3.1.8").await;
+        let ro = db.windsock(&common::fast_settings());
+        let root = dir.join(dialect.as_str());
+        let req = Request {
+            environment: "pq".into(),
+            tables: vec!["dag".into(), "dag_run".into(), "task_instance".into()],
+            window: Window {
+                start: 0,
+                end: windsock::metrics::now_unix() as i64 + 86_400,
+            },
+            to: root.display().to_string(),
+            format: ExportFormat::Parquet,
+            page_rows: 3,
+            timeout: Duration::from_secs(30),
+        };
+        let m = windsock::export::run(&ro, &req, &Store::new(["pq"]))
+            .await
+            .unwrap();
+        assert_eq!(m.status, "complete", "{m:?}");
+        let t = Duration::from_secs(10);
+        let q = |sql: String| {
+            let ro = ro.clone();
+            async move { ro.query(&sql, t).await.unwrap().rows }
+        };
+        // Microseconds since the epoch, by the database itself (SQLite's
+        // unixepoch() stops at milliseconds: from the text it stores).
+        let micros = match dialect {
+            Dialect::Sqlite => "CAST(strftime('%s', start_date) AS INTEGER) * 1000000 \
+                                + CAST(substr(start_date || '.000000', 21, 6) AS INTEGER)"
+                .to_owned(),
+            d => format!("{} * 1000000", common::epoch_sql(d, "start_date")),
+        };
+        let starts = q(format!(
+            "SELECT id, {micros} FROM dag_run WHERE start_date IS NOT NULL"
+        ))
+        .await;
+        let paused = q("SELECT dag_id, is_paused FROM dag".into()).await;
+        let file = |table: &str| {
+            root.join(format!(
+                "pq/{table}/export_date=1970-01-01/part-00000.parquet"
+            ))
+            .display()
+            .to_string()
+        };
+        expected.push((
+            dialect,
+            file("dag"),
+            file("dag_run"),
+            file("task_instance"),
+            starts,
+            paused,
+        ));
+    }
+
+    let mut args = vec![kinds.display().to_string()];
+    for (_, dag, run, ti, _, _) in &expected {
+        args.extend([dag.clone(), run.clone(), ti.clone()]);
+    }
+    let out = std::process::Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/export_job/read_parquet_types.py"))
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read: Value = serde_json::from_slice(&out.stdout).unwrap();
+
+    let k = &read[kinds.display().to_string()];
+    for (col, ty) in [
+        ("amount", "decimal(10,2)"),
+        ("wide", "string"),
+        ("free", "double"),
+        ("flag", "boolean"),
+        ("at", "timestamp"),
+        ("naive", "timestamp"),
+        ("n", "bigint"),
+    ] {
+        assert_eq!(k["types"][col], ty, "{col}: {k}");
+    }
+    let r = &k["rows"];
+    assert_eq!(r[0]["amount"], "12.34");
+    assert_eq!(r[1]["amount"], "-0.07");
+    assert_eq!(r[0]["wide"], "12345678901234567890.12");
+    assert_eq!(r[0]["flag"], true);
+    assert_eq!(r[1]["flag"], false);
+    // 2026-11-25T01:02:03Z is 1795568523.
+    assert_eq!(r[0]["at"], 1_795_568_523_123_456_i64);
+    assert_eq!(r[0]["naive"], 1_795_568_523_500_000_i64);
+    assert_eq!(r[1]["naive"], 1_795_568_523_000_000_i64 - 7_200_000_000);
+    assert!(r[1]["at"].is_null() && r[1]["n"].is_null());
+
+    for (dialect, dag, run, ti, starts, paused) in &expected {
+        let (dag, run, ti) = (&read[dag], &read[run], &read[ti]);
+        assert_eq!(dag["types"]["is_paused"], "boolean", "{dialect:?}");
+        assert_eq!(dag["types"]["dag_id"], "string", "{dialect:?}");
+        assert_eq!(run["types"]["start_date"], "timestamp", "{dialect:?}");
+        assert_eq!(run["types"]["id"], "bigint", "{dialect:?}");
+        assert_eq!(ti["types"]["start_date"], "timestamp", "{dialect:?}");
+        assert_eq!(ti["types"]["duration"], "double", "{dialect:?}");
+        assert_eq!(ti["types"]["map_index"], "bigint", "{dialect:?}");
+        let spark_starts: BTreeMap<i64, i64> = run["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| !r["start_date"].is_null())
+            .map(|r| (r["id"].as_i64().unwrap(), r["start_date"].as_i64().unwrap()))
+            .collect();
+        assert!(!starts.is_empty());
+        assert_eq!(spark_starts.len(), starts.len(), "{dialect:?}");
+        for row in starts {
+            let id = row[0].as_f64().unwrap() as i64;
+            let db_micros = row[1].as_f64().unwrap().round() as i64;
+            // PostgreSQL's and MySQL's epochs are doubles: within a microsecond.
+            let got = spark_starts[&id];
+            assert!(
+                (got - db_micros).abs() <= 1,
+                "{dialect:?} run {id}: {got} vs {db_micros}"
+            );
+        }
+        let spark_paused: BTreeMap<String, bool> = dag["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["dag_id"].as_str().unwrap().to_owned(),
+                    r["is_paused"].as_bool().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(spark_paused.len(), paused.len(), "{dialect:?}");
+        for row in paused {
+            let want = row[1]
+                .as_f64()
+                .map(|v| v != 0.0)
+                .or_else(|| row[1].as_label().parse::<bool>().ok());
+            let name = row[0].as_label();
+            assert_eq!(
+                spark_paused.get(&name).copied(),
+                want,
+                "{dialect:?} {name}: {spark_paused:?}"
+            );
+        }
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -45,8 +45,10 @@ fn quote(d: Dialect, ident: &str) -> String {
 fn select_expr(d: Dialect, col: &str, ty: &str) -> String {
     let c = quote(d, col);
     let ty = ty.to_ascii_lowercase();
+    // `numeric(10,2)` is a numeric.
+    let base = ty.split('(').next().unwrap_or("");
     let expr = match d {
-        Dialect::Postgres => match ty.as_str() {
+        Dialect::Postgres => match base {
             "timestamp with time zone" => {
                 format!("to_char({c} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')")
             }
@@ -57,7 +59,7 @@ fn select_expr(d: Dialect, col: &str, ty: &str) -> String {
             | "boolean" | "text" | "character varying" | "character" | "bytea" => c.clone(),
             _ => format!("CAST({c} AS text)"),
         },
-        Dialect::MySql => match ty.as_str() {
+        Dialect::MySql => match base {
             "datetime" | "timestamp" => format!("DATE_FORMAT({c}, '%Y-%m-%dT%H:%i:%s.%f')"),
             "date" | "time" | "year" | "bit" | "set" => format!("CAST({c} AS CHAR)"),
             _ => c.clone(),
@@ -65,6 +67,43 @@ fn select_expr(d: Dialect, col: &str, ty: &str) -> String {
         Dialect::Sqlite => c.clone(),
     };
     format!("{expr} AS {c}")
+}
+
+/// Whether the catalog calls a column text (MySQL's `_bin` collations, which
+/// Airflow gives its ids, make the driver report such columns as binary).
+fn is_text_type(ty: &str) -> bool {
+    let ty = ty.to_ascii_lowercase();
+    let base = ty.split('(').next().unwrap_or("").trim();
+    matches!(
+        base,
+        "varchar"
+            | "char"
+            | "text"
+            | "tinytext"
+            | "mediumtext"
+            | "longtext"
+            | "enum"
+            | "set"
+            | "character varying"
+            | "character"
+            | "json"
+    )
+}
+
+/// Text columns that arrived as bytes become text again (hex only for
+/// bytes that are not UTF-8), so `dag_id` is exported as `dag_id`, not its
+/// hex, on MySQL too.
+fn texts_as_text(rows: &mut [Vec<Cell>], text: &[bool]) {
+    for row in rows {
+        for (cell, is_text) in row.iter_mut().zip(text) {
+            if *is_text && let Cell::Bytes(b) = cell {
+                *cell = match String::from_utf8(std::mem::take(b)) {
+                    Ok(s) => Cell::Text(s),
+                    Err(e) => Cell::Bytes(e.into_bytes()),
+                };
+            }
+        }
+    }
 }
 
 /// A window bound as the dialect compares it to a timestamp column.
@@ -89,12 +128,18 @@ async fn columns(
     timeout: Duration,
 ) -> Result<Vec<(String, String)>, DbError> {
     let sql = match db.dialect() {
+        // Decimals with their (p,s), MySQL's tinyint(1) as boolean: what
+        // Parquet needs for its logical types (parquet::kind_of).
         Dialect::Postgres => {
-            "SELECT column_name, data_type FROM information_schema.columns \
+            "SELECT column_name, CASE WHEN data_type = 'numeric' AND numeric_precision IS NOT NULL \
+             THEN 'numeric(' || numeric_precision || ',' || numeric_scale || ')' \
+             ELSE data_type END FROM information_schema.columns \
              WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position"
         }
         Dialect::MySql => {
-            "SELECT column_name, data_type FROM information_schema.columns \
+            "SELECT column_name, CASE WHEN column_type LIKE 'tinyint(1)%' THEN 'boolean' \
+             WHEN data_type IN ('decimal', 'numeric') THEN column_type ELSE data_type END \
+             FROM information_schema.columns \
              WHERE table_schema = DATABASE() AND table_name = ? ORDER BY ordinal_position"
         }
         Dialect::Sqlite => "SELECT name, type FROM pragma_table_info(?) ORDER BY cid",
@@ -151,16 +196,12 @@ pub async fn export(
             }
         };
         let started = Instant::now();
-        let progress = |rows: u64| {
-            if tty {
-                eprint!("\r[{}/{}] {table}: {rows} rows", i + 1, tables.len());
-            }
-        };
-        match export_table(db, &spec, window, opts, sink, progress).await {
+        let bar = progress_bar(tty, i, tables.len(), table);
+        let result =
+            export_table(db, &spec, window, opts, sink, |rows| bar.set_position(rows)).await;
+        bar.finish_and_clear();
+        match result {
             Ok((rows, bytes, path)) => {
-                if tty {
-                    eprintln!();
-                }
                 info!(
                     table = %table,
                     rows,
@@ -176,9 +217,6 @@ pub async fn export(
                 });
             }
             Err(e) => {
-                if tty {
-                    eprintln!();
-                }
                 warn!(table = %table, error = %e, "Export: table failed.");
                 out.push(TableResult {
                     error: Some(e.to_string()),
@@ -188,6 +226,25 @@ pub async fn export(
         }
     }
     out
+}
+
+/// The progress of one table on a terminal (rows so far, rate, time),
+/// cleared when the table is done, whose log line follows; nothing when
+/// stderr is not a terminal (the log lines alone).
+fn progress_bar(tty: bool, i: usize, n: usize, table: &str) -> indicatif::ProgressBar {
+    if !tty {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new_spinner().with_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{prefix}] {msg}: {human_pos} rows ({per_sec}, {elapsed})",
+        )
+        .expect("a valid template"),
+    );
+    bar.set_prefix(format!("{}/{n}", i + 1));
+    bar.set_message(table.to_owned());
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
 }
 
 type Out = std::io::BufWriter<std::fs::File>;
@@ -256,6 +313,7 @@ async fn export_table(
         .collect::<Result<_, _>>()?;
     let select: Vec<String> = cols.iter().map(|(c, t)| select_expr(d, c, t)).collect();
     let names: Vec<String> = cols.iter().map(|(c, _)| c.clone()).collect();
+    let text_cols: Vec<bool> = cols.iter().map(|(_, t)| is_text_type(t)).collect();
     let file = std::io::BufWriter::new(sink.create_part(&spec.table, opts.format.extension())?);
     let mut writer = match opts.format {
         ExportFormat::Parquet => TableWriter::Parquet(ParquetWriter::new(file, &cols)?),
@@ -309,7 +367,8 @@ async fn export_table(
             quote(d, &spec.table),
             order.join(", ")
         );
-        let rows = db.query_bind(&sql, &binds, opts.timeout).await?;
+        let mut rows = db.query_bind(&sql, &binds, opts.timeout).await?;
+        texts_as_text(&mut rows.rows, &text_cols);
         let n = rows.rows.len();
         let mut bytes = 0usize;
         for r in &rows.rows {
