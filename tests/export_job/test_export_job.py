@@ -449,11 +449,12 @@ class ExportCase:
             table, column = line.split("\t")
             cls.primary_keys[table].append(column)
 
-        # The window: from the 2nd dag_run (inclusive, exactly on a row) to the median
-        # task start (exclusive, exactly on a row), so rows fall on both sides of it.
-        runs = load_fixture.psql(cls.database, (
+        # The window: from the 2nd distinct dag_run time (inclusive, exactly on a row;
+        # scheduled runs of several DAGs share a time) to the median task start
+        # (exclusive, exactly on a row), so rows fall on both sides of it.
+        runs = sorted(set(load_fixture.psql(cls.database, (
             f"SELECT {utc_text(cls.DAG_RUN_WINDOW)} FROM dag_run "
-            f"WHERE {cls.DAG_RUN_WINDOW} IS NOT NULL ORDER BY 1")).split()
+            f"WHERE {cls.DAG_RUN_WINDOW} IS NOT NULL ORDER BY 1")).split()))
         starts = load_fixture.psql(cls.database, (
             f"SELECT {utc_text('start_date')} FROM task_instance "
             "WHERE start_date IS NOT NULL ORDER BY 1")).split()
