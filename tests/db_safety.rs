@@ -133,3 +133,96 @@ async fn unreachable_database_is_a_connect_error_without_password() {
     assert!(!text.contains("pw-must-not-leak"), "{text}");
     assert!(text.contains("airflow:***@127.0.0.1:1"), "{text}");
 }
+
+/// User-defined SQL that would act outside the read-only transaction is
+/// refused when the config is read (exit 64, the query named), through the
+/// binary: the SQLite `COMMIT; … VACUUM INTO` copy of the whole database,
+/// a session advisory lock, backend signalling, a hot-loop interval. The
+/// copy is never written.
+#[tokio::test]
+async fn hostile_custom_sql_is_refused_before_it_runs() {
+    let db = TestDb::with_schema(Dialect::Sqlite, VERSION).await;
+    let dir = std::env::temp_dir().join(format!("ws-hostile-sql-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let copy = dir.join("stolen.db");
+    let cases = [
+        (
+            format!(
+                "COMMIT; PRAGMA query_only = 0; VACUUM INTO '{}'; BEGIN; SELECT 1 AS v",
+                copy.display()
+            ),
+            "1m",
+            "more than one statement",
+        ),
+        (
+            "SELECT 1 AS v FROM (SELECT pg_advisory_lock(1)) t".to_owned(),
+            "1m",
+            "pg_advisory_lock",
+        ),
+        (
+            "SELECT COUNT(pg_terminate_backend(pid)) AS v FROM pg_stat_activity".to_owned(),
+            "1m",
+            "pg_terminate_backend",
+        ),
+        ("SELECT GET_LOCK('w', 0) AS v".to_owned(), "1m", "get_lock"),
+        ("SELECT 1 AS v".to_owned(), "0s", "at least 1s"),
+    ];
+    for (i, (sql, interval, says)) in cases.iter().enumerate() {
+        let cfg = dir.join(format!("{i}.toml"));
+        std::fs::write(
+            &cfg,
+            format!(
+                "[[targets]]\nurl = \"{}\"\n[[queries]]\nname = \"hostile\"\ninterval = \"{interval}\"\n\
+                 sql = \"\"\"{sql}\"\"\"\n[[queries.metrics]]\nname = \"ws_hostile\"\nvalues = [\"v\"]\n",
+                db.url
+            ),
+        )
+        .unwrap();
+        for args in [&["config", "validate"][..], &["check"][..]] {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_windsock"))
+                .args(args)
+                .arg("--config")
+                .arg(&cfg)
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(64), "{args:?} {sql}: {err}");
+            assert!(
+                err.contains("queries[0]") && err.contains(says),
+                "{sql}: {err}"
+            );
+        }
+    }
+    assert!(!copy.exists(), "the database was copied");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A user-defined query runs on a connection closed after it: nothing it
+/// leaves in its session (here visible as the backend id) is there on the
+/// next run. Built-in diagnostics keep their pooled connections.
+#[tokio::test]
+async fn custom_queries_never_share_a_session() {
+    for (dialect, backend) in [
+        (Dialect::Postgres, "SELECT pg_backend_pid() AS v"),
+        (Dialect::MySql, "SELECT CONNECTION_ID() AS v"),
+    ] {
+        let db = TestDb::with_schema(dialect, VERSION).await;
+        // One connection: a pooled query could only ever get that one.
+        let one = DatabaseSettings {
+            max_connections: 1,
+            ..fast_settings()
+        };
+        let handle = db.windsock(&one);
+        let t = Duration::from_secs(5);
+        let pid = |rows: windsock::db::Rows| rows.rows[0][0].as_f64().unwrap() as i64;
+        let a = pid(handle.query_isolated(backend, t).await.unwrap());
+        let b = pid(handle.query_isolated(backend, t).await.unwrap());
+        assert_ne!(
+            a, b,
+            "{dialect}: the second run reused the first one's session"
+        );
+        let c = pid(handle.query(backend, t).await.unwrap());
+        let d = pid(handle.query(backend, t).await.unwrap());
+        assert_eq!(c, d, "{dialect}: pooled queries keep their connection");
+    }
+}

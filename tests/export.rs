@@ -480,6 +480,16 @@ async fn large_table_streams_and_interruption_leaves_no_manifest() {
         "an interrupted export must not leave a manifest"
     );
     assert!(!to.join("big/log/export_date=2026-11-24").exists());
+    // What the killed run left is private to windsock's user.
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let left = walk(&staging);
+        assert!(!left.is_empty(), "the killed run left nothing to look at");
+        for dir in [staging.clone(), staging.join("big")] {
+            let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700, "{}", dir.display());
+        }
+    }
 
     // The same export to the end, under /usr/bin/time: bounded memory.
     let out = std::process::Command::new("/usr/bin/time")
@@ -686,6 +696,43 @@ async fn daemon_schedules_exports_by_cron() {
         "exported although not due:\n{log}"
     );
     let _ = std::fs::remove_dir_all(&to);
+}
+
+/// Environment names become directories: `..`, `.`, `...`, hidden and
+/// slashed names are refused (exit 64) before anything is read or written,
+/// so nothing lands next to `--to` or is deleted there.
+#[tokio::test]
+async fn environment_names_cannot_escape_the_export_root() {
+    let db = TestDb::with_schema(Dialect::Sqlite, "3.1.8").await;
+    let parent = tmpdir("escape");
+    let to = parent.join("exports");
+    std::fs::create_dir_all(&to).unwrap();
+    std::fs::write(parent.join("keep.txt"), "mine").unwrap();
+    for env in ["..", ".", "...", ".hidden", "a/b", "../up", "-x"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_windsock"))
+            .args(["export", "run", "--db-url", &db.url])
+            .arg(format!("--environment={env}"))
+            .arg("--to")
+            .arg(&to)
+            .args(["--tables", "dag"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{env}: {err}");
+        assert!(err.contains("environment"), "{env}: {err}");
+    }
+    assert_eq!(
+        std::fs::read_dir(&to).unwrap().count(),
+        0,
+        "nothing written"
+    );
+    let mut left: Vec<_> = std::fs::read_dir(&parent)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["exports", "keep.txt"]);
+    let _ = std::fs::remove_dir_all(&parent);
 }
 
 /// Export settings that cannot work are refused before anything runs,

@@ -80,3 +80,57 @@ fn password_from_env_not_in_auth_failure() {
     assert!(!all.contains(SECRET), "password leaked:\n{all}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Hostile URL shapes: a password with unencoded `/`, `?` or `@` (which
+/// breaks URL parsing) and `?password=` in the query string never reach
+/// stderr, whichever command reads them; the query-string form is refused
+/// (exit 64) before anything connects.
+#[test]
+fn malformed_and_query_string_passwords_are_never_printed() {
+    let cases = [
+        (format!("postgresql://u:pa/{SECRET}@127.0.0.1:1/db"), None),
+        (format!("postgresql://u:pa?{SECRET}@127.0.0.1:1/db"), None),
+        (format!("mysql://u:{SECRET}/x@127.0.0.1:1/db"), None),
+        (
+            format!("postgresql://u@127.0.0.1:1/db?password={SECRET}"),
+            Some(64),
+        ),
+        (
+            format!("mysql://u@127.0.0.1:1/db?sslmode=disabled&PASSWORD={SECRET}"),
+            Some(64),
+        ),
+    ];
+    for (url, code) in &cases {
+        for args in [
+            &["check", "--db-url", url.as_str()][..],
+            &[
+                "export",
+                "run",
+                "--db-url",
+                url.as_str(),
+                "--to",
+                "/nonexistent/x",
+            ][..],
+        ] {
+            let out = Command::new(env!("CARGO_BIN_EXE_windsock"))
+                .args(args)
+                .env("RUST_LOG", "debug")
+                .output()
+                .unwrap();
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(!out.status.success(), "{args:?}: {text}");
+            assert!(
+                !text.contains(SECRET),
+                "{args:?} printed the password:\n{text}"
+            );
+            if let Some(code) = code {
+                assert_eq!(out.status.code(), Some(*code), "{args:?}: {text}");
+                assert!(text.contains("password_env or password_file"), "{text}");
+            }
+        }
+    }
+}

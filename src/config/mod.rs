@@ -559,7 +559,8 @@ impl Settings {
             if !valid_label_value(&t.environment) {
                 return Err(ConfigError::key(
                     format!("{prefix}.environment"),
-                    "must be 1-64 characters of letters, digits, '-', '_' or '.'",
+                    "must be 1-64 characters of letters, digits, '-', '_' or '.', starting with \
+                     a letter or digit (it names directories of exports and reports)",
                 ));
             }
             if !seen.insert(t.environment.clone()) {
@@ -728,10 +729,10 @@ impl Settings {
             }
         }
         let ic = &a.intercept;
-        if ic.interval.is_zero() {
+        if ic.interval < Duration::from_millis(100) {
             return Err(ConfigError::key(
                 "admin.intercept.interval",
-                "must be greater than zero",
+                "must be at least 100ms (each poll is a query on ab_user)",
             ));
         }
         for (i, rule) in ic.rules.iter().enumerate() {
@@ -907,11 +908,8 @@ impl Settings {
                 "must be s3://bucket/prefix (and windsock built with the `aws` feature)",
             ));
         }
-        if self.report.interval.is_zero() {
-            return Err(ConfigError::key(
-                "report.interval",
-                "must be greater than zero",
-            ));
+        if self.report.interval < Duration::from_secs(1) {
+            return Err(ConfigError::key("report.interval", "must be at least 1s"));
         }
         let d = &self.diagnostics;
         if d.window.is_zero() {
@@ -955,7 +953,8 @@ impl Settings {
             if !valid_label_value(&dl.name) {
                 return Err(ConfigError::key(
                     key("name"),
-                    "must be 1-64 characters of letters, digits, '-', '_' or '.'",
+                    "must be 1-64 characters of letters, digits, '-', '_' or '.', starting with \
+                     a letter or digit (it names directories of exports and reports)",
                 ));
             }
             if !names.insert(dl.name.clone()) {
@@ -1036,9 +1035,11 @@ fn read_password_file(path: &Path) -> Result<String, String> {
     Ok(password)
 }
 
+/// An environment name: also a directory name under exports and reports,
+/// so it starts with a letter or digit (never `.`, `..` or a hidden name).
 fn valid_label_value(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
+    s.len() <= 64
+        && s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }

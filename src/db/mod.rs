@@ -298,6 +298,13 @@ impl Db {
         self.query_bind(sql, &[], timeout).await
     }
 
+    /// [`Db::query`] on a connection that is closed afterwards, so nothing
+    /// the statement left in its session (a session-level lock, a
+    /// variable) outlives it. For user-defined SQL (`[[queries]]`).
+    pub async fn query_isolated(&self, sql: &str, timeout: Duration) -> Result<Rows, DbError> {
+        self.run_counted(sql, &[], timeout, true).await
+    }
+
     /// Time and count of the queries made through this handle.
     pub fn stats(&self) -> &QueryStats {
         &self.stats
@@ -311,8 +318,18 @@ impl Db {
         binds: &[String],
         timeout: Duration,
     ) -> Result<Rows, DbError> {
+        self.run_counted(sql, binds, timeout, false).await
+    }
+
+    async fn run_counted(
+        &self,
+        sql: &str,
+        binds: &[String],
+        timeout: Duration,
+        close: bool,
+    ) -> Result<Rows, DbError> {
         let started = Instant::now();
-        let res = self.query_inner(sql, binds, timeout).await;
+        let res = self.query_inner(sql, binds, timeout, close).await;
         self.stats
             .nanos
             .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
@@ -325,6 +342,7 @@ impl Db {
         sql: &str,
         binds: &[String],
         timeout: Duration,
+        close: bool,
     ) -> Result<Rows, DbError> {
         let deadline = timeout.min(self.statement_timeout);
         match &self.pool {
@@ -352,7 +370,7 @@ impl Db {
                     out
                 };
                 let res = tokio::time::timeout(deadline + CLIENT_SLACK, fut).await;
-                finish(res, deadline, conn).await
+                finish(res, deadline, conn, close).await
             }
             Pool::MySql(p) => {
                 let mut conn = match p.acquire().await {
@@ -370,7 +388,7 @@ impl Db {
                     out
                 };
                 let res = tokio::time::timeout(deadline + CLIENT_SLACK, fut).await;
-                finish(res, deadline, conn).await
+                finish(res, deadline, conn, close).await
             }
             Pool::Sqlite(p) => {
                 let mut conn = match p.acquire().await {
@@ -413,7 +431,7 @@ impl Db {
                     ))),
                     other => other,
                 };
-                finish(res, deadline, conn).await
+                finish(res, deadline, conn, close).await
             }
         }
     }
@@ -556,8 +574,9 @@ async fn finish<DB: sqlx::Database>(
     res: Result<Result<Rows, QueryFail>, tokio::time::error::Elapsed>,
     deadline: Duration,
     mut conn: sqlx::pool::PoolConnection<DB>,
+    close: bool,
 ) -> Result<Rows, DbError> {
-    if !matches!(res, Ok(Ok(_))) {
+    if close || !matches!(res, Ok(Ok(_))) {
         // After an error the transaction may still be open, and after a
         // client-side timeout the connection is mid-statement: never hand
         // such a connection back to the pool. It is closed when dropped.

@@ -32,7 +32,17 @@ pub enum UrlError {
     /// SQLite URLs carry no password.
     #[error("a SQLite database takes no password")]
     SqlitePassword,
+    /// A password in the query string would be printed wherever the URL
+    /// is (logs, `check`): refused.
+    #[error(
+        "the URL's query string has `{0}=`: put the password in the user-info \
+         (percent-encoded), password_env or password_file instead"
+    )]
+    PasswordInQuery(String),
 }
+
+/// Query-string keys that carry a password in libpq, sqlx or a driver.
+const PASSWORD_KEYS: &[&str] = &["password", "sslpassword", "passwd", "pwd", "pass"];
 
 /// A parsed database URL. `Display` and `Debug` never show the password.
 #[derive(Clone, PartialEq, Eq)]
@@ -90,6 +100,12 @@ impl DbUrl {
                 url: redact(raw),
                 reason: "no host".to_owned(),
             });
+        }
+        if let Some((key, _)) = url
+            .query_pairs()
+            .find(|(k, _)| PASSWORD_KEYS.contains(&k.to_ascii_lowercase().as_str()))
+        {
+            return Err(UrlError::PasswordInQuery(key.into_owned()));
         }
         let password = url.password().map(|p| {
             percent_encoding::percent_decode_str(p)
@@ -201,17 +217,23 @@ impl fmt::Debug for DbUrl {
 }
 
 /// Replaces the password of every `scheme://user:password@` in `text` with
-/// `***`. Works on free text (error messages) as well as on URLs, and on
-/// strings that do not parse as URLs.
+/// `***`, and the value of every `password=`-like query parameter. Works on
+/// free text (error messages) as well as on URLs, and on strings that do
+/// not parse as URLs, passwords with unencoded `/`, `?` or `@` included
+/// (the user-info ends at the token's last `@`: masking too much is safe).
 pub fn redact(text: &str) -> String {
+    mask_query_passwords(&redact_userinfo(text))
+}
+
+fn redact_userinfo(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(pos) = rest.find("://") {
         let (head, tail) = rest.split_at(pos + 3);
         out.push_str(head);
-        // The authority ends at the first '/', whitespace, quote or end.
+        // The URL ends at whitespace, a quote or the end of the text.
         let end = tail
-            .find(|c: char| c == '/' || c.is_whitespace() || c == '"' || c == '\'' || c == '`')
+            .find(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == '`')
             .unwrap_or(tail.len());
         let authority = &tail[..end];
         match authority.rfind('@') {
@@ -231,6 +253,36 @@ pub fn redact(text: &str) -> String {
         rest = &tail[end..];
     }
     out.push_str(rest);
+    out
+}
+
+/// `password=secret` (and the other [`PASSWORD_KEYS`]) → `password=***`,
+/// after `?`, `&` or whitespace.
+fn mask_query_passwords(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    'outer: while !rest.is_empty() {
+        for key in PASSWORD_KEYS {
+            let n = key.len() + 1;
+            let at_key = rest.len() > n
+                && rest.as_bytes()[n - 1] == b'='
+                && rest[..n - 1].eq_ignore_ascii_case(key)
+                && (out.is_empty()
+                    || out.ends_with(['?', '&', ' ', '\t', '\n', ';', ',', '"', '\'']));
+            if at_key {
+                out.push_str(&rest[..n]);
+                out.push_str("***");
+                let end = rest[n..]
+                    .find(|c: char| c == '&' || c.is_whitespace() || c == '"' || c == '\'')
+                    .map_or(rest.len(), |e| n + e);
+                rest = &rest[end..];
+                continue 'outer;
+            }
+        }
+        let c = rest.chars().next().unwrap_or_default();
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
     out
 }
 
@@ -310,5 +362,38 @@ mod tests {
         assert_eq!(redact("no urls"), "no urls");
         // A password containing '@' still ends at the last '@' of the authority.
         assert_eq!(redact("pg://u:a@b@host/db"), "pg://u:***@host/db");
+        // Unencoded '/' or '?' in the password: nothing of it is left.
+        for raw in [
+            "pg://u:pa/ss@host/db",
+            "pg://u:pa?ss@host/db",
+            "pg://u:p/a@s?s@host/db",
+        ] {
+            let r = redact(raw);
+            assert!(!r.contains("pa") && !r.contains("ss@"), "{raw} → {r}");
+            assert!(r.starts_with("pg://u:***@"), "{raw} → {r}");
+        }
+        assert_eq!(
+            redact("postgresql://u@h/db?sslmode=require&password=hunter2&x=1 next"),
+            "postgresql://u@h/db?sslmode=require&password=***&x=1 next"
+        );
+        assert_eq!(redact("PASSWORD=abc"), "PASSWORD=***");
+        assert_eq!(redact("mypassword=abc"), "mypassword=abc");
+    }
+
+    #[test]
+    fn passwords_in_the_query_string_are_refused_unprinted() {
+        for raw in [
+            "postgresql://u@h/db?password=hunter2",
+            "mysql://u@h/db?sslmode=x&PassWord=hunter2",
+            "postgresql+psycopg2://u@h/db?sslpassword=hunter2",
+        ] {
+            let e = DbUrl::parse(raw).unwrap_err();
+            assert!(matches!(e, UrlError::PasswordInQuery(_)), "{raw}: {e}");
+            assert!(!e.to_string().contains("hunter2"), "{e}");
+        }
+        let e = DbUrl::parse("postgresql://u:pa/ss@h/db")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("pa/ss") && !e.contains("ss@"), "{e}");
     }
 }

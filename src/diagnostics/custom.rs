@@ -6,6 +6,7 @@ use std::collections::HashSet;
 
 use super::{Category, Meta, MetricKind, MetricSpec, SqlDiagnostic};
 use crate::config::{PerDialectSql, QuerySettings, QuerySql};
+use crate::db::Dialect;
 
 /// Whether `name` is a valid Prometheus metric or label name.
 pub fn valid_name(name: &str, colon_allowed: bool) -> bool {
@@ -39,6 +40,22 @@ pub fn build(q: &QuerySettings) -> Result<SqlDiagnostic, String> {
     }
     if sql.postgres.is_none() && sql.mysql.is_none() && sql.sqlite.is_none() {
         return Err("sql needs at least one of postgres, mysql, sqlite".into());
+    }
+    for (dialect, text) in [
+        (Dialect::Postgres, &sql.postgres),
+        (Dialect::MySql, &sql.mysql),
+        (Dialect::Sqlite, &sql.sqlite),
+    ] {
+        if let Some(text) = text {
+            super::sql_guard::check(text, dialect)
+                .map_err(|e| format!("sql ({}): {e}", dialect.as_str()))?;
+        }
+    }
+    if q.interval < super::MIN_INTERVAL {
+        return Err(format!(
+            "interval must be at least {:?} (each run is a query on the Airflow database)",
+            super::MIN_INTERVAL
+        ));
     }
     if q.metrics.is_empty() {
         return Err("needs at least one [[queries.metrics]]".into());

@@ -26,6 +26,7 @@ mod running;
 mod schedules;
 mod sla;
 pub mod sql;
+pub mod sql_guard;
 mod task_instances;
 mod zombies;
 
@@ -425,7 +426,12 @@ impl Diagnostic for SqlDiagnostic {
         let sql = self
             .sql_for(schema)
             .map_err(|s| DiagError::Mapping(s.to_string()))?;
-        let rows = db.query(&sql, timeout).await?;
+        // User-defined SQL runs on a connection closed afterwards: whatever
+        // it did to its session stays there.
+        let rows = match self.sql {
+            SqlSource::Fixed(_) => db.query_isolated(&sql, timeout).await?,
+            SqlSource::Builder(_) => db.query(&sql, timeout).await?,
+        };
         let families = map_rows(&rows, &self.metrics)?;
         Ok(Output {
             families,
@@ -547,6 +553,10 @@ pub struct Planned {
 }
 
 /// Builds the registry a configuration asks for: built-ins and
+/// The shortest interval a diagnostic may run at: `0s` would be a hot loop
+/// of queries against the Airflow database.
+pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
+
 /// user-defined queries, overrides applied, disabled ones left out. Called
 /// once per target, so stateful diagnostics never share state.
 pub fn registry(settings: &Settings) -> Result<Vec<Planned>, String> {
@@ -574,10 +584,16 @@ pub fn registry(settings: &Settings) -> Result<Vec<Planned>, String> {
         list.push(Arc::new(d.with_context(&ctx)));
     }
     check_unique(&list)?;
-    for name in settings.diagnostics.overrides.keys() {
+    for (name, o) in &settings.diagnostics.overrides {
         if !list.iter().any(|d| d.meta().name == name.as_str()) {
             return Err(format!(
                 "diagnostics.overrides.{name}: no diagnostic is called `{name}` (see `windsock check` or docs/metrics.md)"
+            ));
+        }
+        if o.interval.is_some_and(|i| i < MIN_INTERVAL) {
+            return Err(format!(
+                "diagnostics.overrides.{name}.interval: must be at least {MIN_INTERVAL:?} \
+                 (each run is a query on the Airflow database)"
             ));
         }
     }

@@ -6,8 +6,6 @@
 //! above [`PART_BYTES`]); the manifest is deleted before and put after
 //! everything else, as for a local directory.
 
-use std::path::PathBuf;
-
 use aws_config::BehaviorVersion;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
@@ -214,7 +212,6 @@ pub struct S3Sink {
     client: aws_sdk_s3::Client,
     url: S3Url,
     staging: LocalSink,
-    staging_root: PathBuf,
 }
 
 impl S3Sink {
@@ -226,7 +223,7 @@ impl S3Sink {
         date: &str,
         run_id: &str,
     ) -> std::io::Result<S3Sink> {
-        let staging_root = std::env::temp_dir().join(format!("windsock-export-{run_id}"));
+        let staging_root = super::sink::process_staging_root();
         let staging = LocalSink::begin(&staging_root, environment, date, run_id)?;
         let key = url.key(&staging.manifest_rel());
         client
@@ -240,7 +237,6 @@ impl S3Sink {
             client,
             url,
             staging,
-            staging_root,
         })
     }
 
@@ -301,7 +297,7 @@ impl S3Sink {
             "application/json",
         )
         .await?;
-        let _ = std::fs::remove_dir_all(&self.staging_root);
+        self.staging.discard();
         Ok(format!("s3://{}/{key}", self.url.bucket))
     }
 }

@@ -61,6 +61,39 @@ pub struct LocalSink {
     staging: PathBuf,
 }
 
+/// Creates `dir` and its missing parents readable by windsock's user only
+/// (0700): staged files are rows of the metadata DB.
+pub fn private_dirs(dir: &Path) -> std::io::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir)
+}
+
+/// The local staging root of S3 exports: `$TMPDIR/windsock-staging-<pid>`
+/// (0700). Roots of processes that are gone (a crash, a kill) are removed
+/// first, so nothing of an earlier run stays in the temporary directory.
+pub fn process_staging_root() -> PathBuf {
+    let tmp = std::env::temp_dir();
+    if let Ok(entries) = std::fs::read_dir(&tmp) {
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let pid = name
+                .to_str()
+                .and_then(|n| n.strip_prefix("windsock-staging-"))
+                .and_then(|p| p.parse::<u32>().ok());
+            let gone = pid.is_some_and(|p| {
+                p != std::process::id() && !Path::new(&format!("/proc/{p}")).exists()
+            });
+            if gone && cfg!(target_os = "linux") {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    tmp.join(format!("windsock-staging-{}", std::process::id()))
+}
+
 /// Directory of staging areas under the root.
 const STAGING: &str = ".windsock-staging";
 
@@ -73,6 +106,19 @@ impl LocalSink {
         date: &str,
         run_id: &str,
     ) -> std::io::Result<LocalSink> {
+        // Config validation allows no other names; a second line of defence
+        // for library callers: the name is one plain directory.
+        let plain = |s: &str| {
+            s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '='))
+        };
+        if !plain(environment) || !plain(run_id) || !plain(date) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("`{environment}` / `{run_id}` / `{date}` is not a plain directory name"),
+            ));
+        }
         let sink = LocalSink {
             root: root.to_owned(),
             environment: environment.to_owned(),
@@ -86,7 +132,7 @@ impl LocalSink {
         // Stale areas of this environment only: other environments may be
         // exporting into the same root right now.
         let _ = std::fs::remove_dir_all(root.join(STAGING).join(environment));
-        std::fs::create_dir_all(&sink.staging)?;
+        private_dirs(&sink.staging)?;
         Ok(sink)
     }
 
@@ -138,6 +184,15 @@ impl LocalSink {
         }
         std::fs::rename(from, to)?;
         Ok(rel)
+    }
+
+    /// Removes this run's staging area (and the environment's directory
+    /// above it when it is left empty).
+    pub fn discard(&self) {
+        let _ = std::fs::remove_dir_all(&self.staging);
+        if let Some(env_dir) = self.staging.parent() {
+            let _ = std::fs::remove_dir(env_dir);
+        }
     }
 
     /// Writes the manifest, last, through a synced temporary file; then
