@@ -635,7 +635,7 @@ async fn direct_export_into_signature_checking_s3() {
     let m = windsock::export::run_with(&ro, &req, &engine, &metrics)
         .await
         .unwrap();
-    assert_eq!(m.status, "complete");
+    assert_eq!(m.status, "complete", "{m:?}");
     let log = m.tables.iter().find(|t| t.table == "log").unwrap();
     assert_eq!(log.rows, Some(40_001));
     assert!(

@@ -223,7 +223,8 @@ impl S3Sink {
         date: &str,
         run_id: &str,
     ) -> std::io::Result<S3Sink> {
-        let staging_root = super::sink::process_staging_root();
+        // One root per run: runs in this process never clean each other's.
+        let staging_root = super::sink::process_staging_root().join(run_id);
         let staging = LocalSink::begin(&staging_root, environment, date, run_id)?;
         let key = url.key(&staging.manifest_rel());
         client

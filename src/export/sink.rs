@@ -190,8 +190,13 @@ impl LocalSink {
     /// above it when it is left empty).
     pub fn discard(&self) {
         let _ = std::fs::remove_dir_all(&self.staging);
-        if let Some(env_dir) = self.staging.parent() {
-            let _ = std::fs::remove_dir(env_dir);
+        // Up to the root: empty directories only.
+        let mut dir = self.staging.parent();
+        while let Some(d) = dir {
+            if std::fs::remove_dir(d).is_err() || d == self.root {
+                break;
+            }
+            dir = d.parent();
         }
     }
 
