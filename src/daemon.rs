@@ -303,7 +303,14 @@ pub async fn run(
     let mut side = tokio::task::JoinSet::new();
     if let Some((addr, state, tls)) = admin_api {
         let https = tls.is_some();
-        let (bound, handle) = crate::admin::serve(addr, state, tls, cancel.clone()).await?;
+        let (bound, handle) = crate::admin::serve(
+            addr,
+            state,
+            tls,
+            config.settings.admin.limits.limits(),
+            cancel.clone(),
+        )
+        .await?;
         let scheme = if https { "https" } else { "http" };
         info!(listen = %bound, "Admin API listening at {scheme}://{bound}/api/v1/users-ext/");
         side.spawn(async move {
@@ -367,31 +374,22 @@ fn serve_metrics(
     state: AppState,
     cancel: CancellationToken,
 ) -> Result<tokio::task::JoinHandle<std::io::Result<()>>, DaemonError> {
+    let store = Some(state.store.clone());
+    let limits = config.settings.server.limits.limits();
     let mut app = router(state, &config.settings.server.telemetry_path);
-    let Some(web) = &config.web else {
-        return Ok(tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(cancel.cancelled_owned())
-                .await
-        }));
-    };
-    app = crate::http::with_web(app, Arc::new(crate::http::WebLayer::new(web)));
-    let Some(files) = &web.tls else {
-        return Ok(tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(cancel.cancelled_owned())
-                .await
-        }));
-    };
-    let acceptor = crate::tls::acceptor(files)?;
-    let addr = config.listen;
-    let tls = crate::tls::TlsListener::new(listener, acceptor)
-        .map_err(|source| DaemonError::Bind { addr, source })?;
-    Ok(tokio::spawn(async move {
-        axum::serve(tls, app)
-            .with_graceful_shutdown(cancel.cancelled_owned())
-            .await
-    }))
+    if let Some(web) = &config.web {
+        app = crate::http::with_web(app, Arc::new(crate::http::WebLayer::new(web)));
+        if let Some(files) = &web.tls {
+            let acceptor = crate::tls::acceptor(files)?;
+            let addr = config.listen;
+            let tls = crate::tls::TlsListener::new(listener, acceptor)
+                .map_err(|source| DaemonError::Bind { addr, source })?;
+            let serve = crate::serve::serve(tls, app, limits, "metrics", store, cancel);
+            return Ok(tokio::spawn(serve));
+        }
+    }
+    let serve = crate::serve::serve(listener, app, limits, "metrics", store, cancel);
+    Ok(tokio::spawn(serve))
 }
 
 /// Switches to a reloaded configuration: background work stops and starts

@@ -55,6 +55,7 @@ pub mod logging;
 pub mod metrics;
 pub mod report;
 pub mod runner;
+pub mod serve;
 pub mod tls;
 
 /// The crate version, as reported by `--version` and `windsock_build_info`.

@@ -137,19 +137,30 @@ impl Drop for TlsListener {
 /// Longest a client may take for its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Handshakes in progress at most; connections beyond are closed at once
+/// (a flood of silent TCP clients costs at most this many sockets for
+/// [`HANDSHAKE_TIMEOUT`]).
+const MAX_HANDSHAKES: usize = 256;
+
 impl TlsListener {
     /// Wraps a bound TCP listener.
     pub fn new(tcp: TcpListener, acceptor: TlsAcceptor) -> std::io::Result<TlsListener> {
         let local = tcp.local_addr()?;
         let (tx, rx) = tokio::sync::mpsc::channel(64);
+        let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, peer)) = tcp.accept().await else {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 };
+                let Ok(permit) = handshakes.clone().try_acquire_owned() else {
+                    debug!(client = %peer, "Too many TLS handshakes in progress; connection closed.");
+                    continue;
+                };
                 let (acceptor, tx) = (acceptor.clone(), tx.clone());
                 tokio::spawn(async move {
+                    let _permit = permit;
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => {
                             let _ = tx.send((tls, peer)).await;

@@ -120,6 +120,7 @@ pub async fn serve(
     addr: SocketAddr,
     state: api::AdminState,
     tls: Option<TlsAcceptor>,
+    limits: crate::serve::Limits,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>), AdminError> {
     let tcp = tokio::net::TcpListener::bind(addr)
@@ -128,25 +129,18 @@ pub async fn serve(
     let bound = tcp
         .local_addr()
         .map_err(|source| AdminError::Bind { addr, source })?;
+    let store = Some(state.metrics.clone());
     let app = api::router(state);
     let handle = match tls {
-        None => {
-            let svc = app.into_make_service_with_connect_info::<server::Peer>();
-            tokio::spawn(async move {
-                axum::serve(tcp, svc)
-                    .with_graceful_shutdown(shutdown.cancelled_owned())
-                    .await
-            })
-        }
+        None => tokio::spawn(crate::serve::serve(
+            tcp, app, limits, "admin", store, shutdown,
+        )),
         Some(acceptor) => {
             let listener = server::TlsListener::new(tcp, acceptor)
                 .map_err(|source| AdminError::Bind { addr, source })?;
-            let svc = app.into_make_service_with_connect_info::<server::Peer>();
-            tokio::spawn(async move {
-                axum::serve(listener, svc)
-                    .with_graceful_shutdown(shutdown.cancelled_owned())
-                    .await
-            })
+            tokio::spawn(crate::serve::serve(
+                listener, app, limits, "admin", store, shutdown,
+            ))
         }
     };
     Ok((bound, handle))

@@ -28,6 +28,8 @@ pub struct AdminSettings {
     pub auth: AuthSettings,
     /// What happens to newly created users.
     pub intercept: InterceptSettings,
+    /// Timeouts and connection cap of the admin listener.
+    pub limits: super::ListenerLimits,
 }
 
 impl Default for AdminSettings {
@@ -40,6 +42,7 @@ impl Default for AdminSettings {
             tls: None,
             auth: AuthSettings::default(),
             intercept: InterceptSettings::default(),
+            limits: super::ListenerLimits::default(),
         }
     }
 }

@@ -110,6 +110,66 @@ pub struct ServerSettings {
     /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
     #[serde(with = "humantime_serde_compat")]
     pub shutdown_grace: Duration,
+    /// Timeouts and connection cap of this listener.
+    pub limits: ListenerLimits,
+}
+
+/// `[server.limits]`, `[admin.limits]`: what a client may cost a listener
+/// ([`crate::serve`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ListenerLimits {
+    /// Time to send a request's headers; also ends idle keep-alives.
+    #[serde(with = "humantime_serde_compat")]
+    pub header_read_timeout: Duration,
+    /// Time for a whole request, body included, before a 503.
+    #[serde(with = "humantime_serde_compat")]
+    pub request_timeout: Duration,
+    /// Open connections at most; above, the oldest idle one is pushed out.
+    pub max_connections: usize,
+}
+
+impl Default for ListenerLimits {
+    fn default() -> Self {
+        ListenerLimits {
+            header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            max_connections: 512,
+        }
+    }
+}
+
+impl ListenerLimits {
+    /// Checks the section at `prefix` (`server.limits`).
+    pub fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
+        for (key, d) in [
+            ("header_read_timeout", self.header_read_timeout),
+            ("request_timeout", self.request_timeout),
+        ] {
+            if d < Duration::from_millis(100) {
+                return Err(ConfigError::key(
+                    format!("{prefix}.{key}"),
+                    "must be at least 100ms",
+                ));
+            }
+        }
+        if self.max_connections < 4 {
+            return Err(ConfigError::key(
+                format!("{prefix}.max_connections"),
+                "must be at least 4",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The limits the listener applies.
+    pub fn limits(&self) -> crate::serve::Limits {
+        crate::serve::Limits {
+            header_read_timeout: self.header_read_timeout,
+            request_timeout: self.request_timeout,
+            max_connections: self.max_connections,
+        }
+    }
 }
 
 /// Default listen address. Port 10112: Prometheus' default-port allocation
@@ -124,6 +184,7 @@ impl Default for ServerSettings {
             telemetry_path: "/metrics".to_owned(),
             web_config_file: None,
             shutdown_grace: Duration::from_secs(10),
+            limits: ListenerLimits::default(),
         }
     }
 }
@@ -517,6 +578,7 @@ impl Settings {
                 ),
             ));
         }
+        self.server.limits.validate("server.limits")?;
         let c = &self.collection;
         if c.max_concurrent_queries == 0 || c.max_concurrent_queries > 16 {
             return Err(ConfigError::key(
@@ -639,6 +701,7 @@ impl Settings {
 
     fn validate_admin(&self, listen: SocketAddr) -> Result<Option<SocketAddr>, ConfigError> {
         let a = &self.admin;
+        a.limits.validate("admin.limits")?;
         let addr = match &a.listen {
             None => None,
             Some(text) => {

@@ -420,6 +420,12 @@ pub const SELF_METRICS: &[SelfMetric] = &[
         labels: &["environment", "state"],
     },
     SelfMetric {
+        name: "windsock_http_connections_shed",
+        help: "Connections a listener (metrics, admin) shed at its connection cap: evicted (the oldest one not in a request) or refused (all in a request)",
+        kind: MetricKind::Counter,
+        labels: &["listener", "reason"],
+    },
+    SelfMetric {
         name: "windsock_admin_requests",
         help: "Requests to the admin API by operation and HTTP status",
         kind: MetricKind::Counter,
