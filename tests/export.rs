@@ -241,6 +241,7 @@ async fn export_flow(dialect: Dialect, version: &str) {
             format,
             page_rows: 2, // several pages even on small tables
             timeout: Duration::from_secs(30),
+            columns: BTreeMap::new(),
         };
         let m = windsock::export::run(&ro, &req, &metrics).await.unwrap();
         assert_eq!(m.status, "complete", "{m:?}");
@@ -756,6 +757,15 @@ fn bad_export_settings_name_the_key() {
         ("[report]\ns3 = \"/tmp/x\"\n", "report.s3"),
         ("[export]\ncron = \"61 * * * *\"\n", "export.cron"),
         ("[export]\ncron = \"@once\"\n", "export.cron"),
+        ("[export.columns]\nlog = []\n", "export.columns.log"),
+        (
+            "[export.columns]\nconnection = [\"id\"]\n",
+            "export.columns.connection",
+        ),
+        (
+            "[export.columns]\nlog = [\"id; DROP\"]\n",
+            "export.columns.log",
+        ),
         ("[export]\nwindow = \"6h\"\n", "export.window"),
     ];
     for (i, (toml, key)) in cases.iter().enumerate() {
@@ -845,6 +855,7 @@ async fn parquet_logical_types_read_by_spark() {
             format: ExportFormat::Parquet,
             page_rows: 3,
             timeout: Duration::from_secs(30),
+            columns: BTreeMap::new(),
         };
         let m = windsock::export::run(&ro, &req, &Store::new(["pq"]))
             .await
@@ -979,4 +990,116 @@ async fn parquet_logical_types_read_by_spark() {
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// What real Airflow CLIs wrote into `log.extra` (recorded from
+/// pip-installed Airflow on SQLite): 2.10.5 keeps a `--conn-uri` password in
+/// clear, 3.1.8 a `--conn-extra` token.
+const REAL_LEAKS: &[&str] = &[
+    r#"{"host_name": "vm", "full_command": "['/venv/bin/airflow', 'connections', 'add', 'ws_pg', '--conn-uri', 'postgres://u:PWsecret1@h:5432/db']"}"#,
+    r#"{"host_name": "vm", "full_command": "['/venv/bin/airflow', 'connections', 'add', 'ws_pw', '--conn-type', 'postgres', '--conn-password', '********', '--conn-host', 'h', '--conn-extra', '{\"token\": \"PWsecret4\"}']"}"#,
+];
+
+/// Every exported file of `root`, as text (Parquet through its row reader).
+fn all_output(root: &Path) -> String {
+    use parquet::file::reader::{FileReader as _, SerializedFileReader};
+    let mut text = String::new();
+    for f in walk(root) {
+        let name = f.to_string_lossy().into_owned();
+        if name.ends_with(".gz") {
+            text.push_str(&gunzip(&f));
+        } else if name.ends_with(".parquet") {
+            let reader = SerializedFileReader::new(std::fs::File::open(&f).unwrap()).unwrap();
+            let schema = reader.metadata().file_metadata().schema_descr();
+            for c in schema.columns() {
+                text.push_str(c.name());
+                text.push('\n');
+            }
+            for row in reader.get_row_iter(None).unwrap() {
+                text.push_str(&row.unwrap().to_string());
+                text.push('\n');
+            }
+        }
+    }
+    text
+}
+
+/// The column policy on every dialect and format: the secrets real Airflow
+/// left in `log.extra`, a password in `dag_run.conf` and the pickled
+/// `task_instance.executor_config` never reach an export; masked values
+/// keep their shape; `[export] columns` narrows a table.
+#[tokio::test]
+async fn secrets_never_reach_an_export() {
+    for dialect in Dialect::ALL {
+        let db = TestDb::with_data(dialect, "3.1.8").await;
+        for extra in REAL_LEAKS {
+            db.exec_script(&format!(
+                "INSERT INTO log (dttm, event, extra) VALUES ('2026-12-01 10:30:00', \
+                 'cli_connections_add', '{}');",
+                extra.replace('\'', "''")
+            ))
+            .await;
+        }
+        db.exec_script(
+            "UPDATE dag_run SET conf = '{\"db\": {\"password\": \"PWsecret5\"}, \"n\": 1}' \
+             WHERE id = (SELECT MIN(id) FROM (SELECT id FROM dag_run) r);",
+        )
+        .await;
+        let ro = db.windsock(&common::fast_settings());
+        for format in [
+            ExportFormat::Csv,
+            ExportFormat::Jsonl,
+            ExportFormat::Parquet,
+        ] {
+            let root = tmpdir("mask");
+            let mut columns = BTreeMap::new();
+            columns.insert(
+                "dag".to_owned(),
+                vec!["dag_id".to_owned(), "is_paused".to_owned()],
+            );
+            let req = Request {
+                environment: "m".into(),
+                tables: ["log", "dag_run", "task_instance", "serialized_dag", "dag"]
+                    .iter()
+                    .map(|t| (*t).to_owned())
+                    .collect(),
+                window: Window {
+                    start: 0,
+                    end: windsock::metrics::now_unix() as i64 + 86_400,
+                },
+                to: root.display().to_string(),
+                format,
+                page_rows: 50,
+                timeout: Duration::from_secs(30),
+                columns,
+            };
+            let m = windsock::export::run(&ro, &req, &Store::new(["m"]))
+                .await
+                .unwrap();
+            assert_eq!(m.status, "complete", "{dialect:?} {format:?}: {m:?}");
+            let out = all_output(&root);
+            assert!(
+                !out.contains("PWsecret"),
+                "{dialect:?} {format:?}: a secret was exported"
+            );
+            assert!(
+                !out.contains("executor_config"),
+                "{dialect:?} {format:?}: executor_config exported"
+            );
+            assert!(
+                out.contains("--conn-uri', '***'") && out.contains("--conn-extra', '***'"),
+                "{dialect:?} {format:?}: masked log rows missing"
+            );
+            assert!(out.contains("***"), "{dialect:?} {format:?}");
+            // The allowlist: dag has two columns.
+            let dag = walk(&root.join("m/dag"));
+            assert_eq!(dag.len(), 1, "{dag:?}");
+            let dag_text = all_output(&root.join("m/dag"));
+            assert!(
+                !dag_text.contains("fileloc"),
+                "{dialect:?} {format:?}: {dag_text}"
+            );
+            let _ = std::fs::remove_dir_all(&root);
+        }
+    }
 }

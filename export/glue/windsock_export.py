@@ -48,6 +48,15 @@ with status "excluded" and the reason:
   xcom                     arbitrary task return values; may hold tokens or personal data
   connection_test_request  Airflow 3.3+: connection test payloads with password and extra
 
+Column policy (export/glue/policy.json, the one definition the direct export shares):
+some columns are never read (task_instance.executor_config, pickled; serialized_dag.
+data_compressed), others are masked the way Airflow's secrets masker does (values under
+sensitive JSON keys) plus URL passwords, secret CLI flags and `variables set` values in
+text (log.extra, dag_run.conf, serialized_dag.data, ...). windsock embeds the policy into
+the script it uploads (POLICY_JSON below); run from the repository, the script reads the
+file beside it. A --tables entry may carry "columns": [...], an allowlist (the key and
+window columns are always kept).
+
 Exit status: 0 when the manifest says "complete"; 1 when a table failed (the manifest is
 written with status "partial") or the job died before writing a manifest; 2 on invalid
 arguments. Under Glue a failure raises, so the job run is marked FAILED.
@@ -105,6 +114,72 @@ TIMESTAMP_TYPES = {"timestamp with time zone", "timestamp without time zone",
                    "timestamp", "datetime", "date"}
 
 
+# The column policy, embedded by windsock when it uploads this script (the line is
+# replaced verbatim); None: read policy.json beside the script.
+POLICY_JSON = None
+
+
+def load_policy() -> dict[str, Any]:
+    text = POLICY_JSON
+    if text is None:
+        with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "policy.json"),
+                  encoding="utf-8") as f:
+            text = f.read()
+    return json.loads(text)
+
+
+class Masker:
+    """export/glue/policy.json applied to values; the same rules as src/export/mask.rs."""
+
+    def __init__(self, policy: dict[str, Any]):
+        self.replacement = policy["replacement"]
+        self.sensitive = [k.lower() for k in policy["sensitive_keys"]]
+        keys = "|".join(policy["sensitive_keys"])
+        self.rules = [(re.compile(r["pattern"].replace("{keys}", keys)), r["replace"])
+                      for r in policy["text_rules"]]
+        self.columns = policy["columns"]
+
+    def action(self, table: str, column: str, binary: bool = False) -> str | None:
+        """The policy's action; a binary column it masks (Airflow 2 keeps dag_run.conf
+        as a pickle) cannot be masked, so it is dropped."""
+        action = self.columns.get(table, {}).get(column)
+        return "drop" if binary and action in ("mask_json", "mask_text") else action
+
+    def _expand(self, template: str, m: re.Match) -> str:
+        return re.sub(r"\{(\d+|R)\}",
+                      lambda x: self.replacement if x.group(1) == "R"
+                      else (m.group(int(x.group(1))) or ""), template)
+
+    def mask_text(self, text: str) -> str:
+        for rx, template in self.rules:
+            text = rx.sub(lambda m: self._expand(template, m), text)
+        return text
+
+    def _walk(self, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: (self.replacement if any(w in k.lower() for w in self.sensitive)
+                        else self._walk(v)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._walk(v) for v in value]
+        if isinstance(value, str):
+            return self.mask_text(value)
+        return value
+
+    def mask_json(self, text: str) -> str:
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return self.mask_text(text)
+        return json.dumps(self._walk(value), separators=(",", ":"), ensure_ascii=False)
+
+    def apply(self, action: str, value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, (bytes, bytearray)):
+            value = value.decode("utf-8", "replace")
+        return self.mask_json(value) if action == "mask_json" else self.mask_text(str(value))
+
+
 class ArgumentError(ValueError):
     """An argument breaks the contract; the job stops before touching anything."""
 
@@ -131,6 +206,7 @@ class TableSpec:
     table: str
     window_column: str | None
     key_column: str | None
+    columns: tuple[str, ...] | None = None  # allowlist; None: all
 
     @property
     def mode(self) -> str:
@@ -196,7 +272,7 @@ def parse_tables(text: str) -> tuple[TableSpec, ...]:
     for item in items:
         if not isinstance(item, dict):
             raise ArgumentError(f"--tables: each entry must be an object, got {item!r}")
-        unknown = set(item) - {"table", "window_column", "key_column"}
+        unknown = set(item) - {"table", "window_column", "key_column", "columns"}
         if unknown:
             raise ArgumentError(f"--tables: unknown keys {sorted(unknown)} in {item!r}")
         table = identifier(item.get("table"), "--tables table")
@@ -205,10 +281,15 @@ def parse_tables(text: str) -> tuple[TableSpec, ...]:
         seen.add(table)
         window = item.get("window_column")
         key = item.get("key_column")
+        columns = item.get("columns")
+        if columns is not None and (not isinstance(columns, list) or not columns):
+            raise ArgumentError(f"--tables: {table} columns must be a non-empty list")
         specs.append(TableSpec(
             table=table,
             window_column=None if window is None else identifier(window, f"{table} window_column"),
             key_column=None if key is None else identifier(key, f"{table} key_column"),
+            columns=None if columns is None else tuple(
+                identifier(c, f"{table} column") for c in columns),
         ))
     return tuple(specs)
 
@@ -499,6 +580,7 @@ class Exporter:
         self.dialect = dialect_for(target.url)
         self.store = Store(spark)
         self.started_at = dt.datetime.now(dt.timezone.utc)
+        self.masker = Masker(load_policy())
 
     # -- JDBC -------------------------------------------------------------------------
 
@@ -645,6 +727,7 @@ class Exporter:
 
         df = self.spark.read.jdbc(self.target.url, self.dialect.ident(spec.table),
                                   predicates=predicates, properties=self._properties())
+        df = self.apply_policy(df, spec)
         if self.config.format != "parquet":
             # Text formats carry binary (bytea/blob) columns as base64.
             df = df.select([F.base64(F.col(f.name)).alias(f.name)
@@ -673,6 +756,30 @@ class Exporter:
         size = self.store.data_bytes(path)
         log(f"{spec.table}: wrote {rows} rows, {size} bytes to {path}/")
         return rows, size
+
+    def apply_policy(self, df, spec: TableSpec):
+        """The column policy: dropped and non-allowlisted columns leave the plan (the
+        JDBC read then does not fetch them), masked ones go through the masker."""
+        from pyspark.sql import functions as F
+        from pyspark.sql.types import BinaryType, StringType
+
+        masker = self.masker
+        needed = {spec.key_column, spec.window_column}
+
+        def action(f):
+            return masker.action(spec.table, f.name, isinstance(f.dataType, BinaryType))
+        keep = [f for f in df.schema.fields
+                if f.name in needed or (action(f) != "drop"
+                                        and (spec.columns is None or f.name in spec.columns))]
+        columns = []
+        for f in keep:
+            act = action(f)
+            if act in ("mask_json", "mask_text"):
+                udf = F.udf(lambda v, a=act: masker.apply(a, v), StringType())
+                columns.append(udf(F.col(f.name)).alias(f.name))
+            else:
+                columns.append(F.col(f.name))
+        return df.select(columns)
 
     # -- The run ----------------------------------------------------------------------
 

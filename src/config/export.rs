@@ -34,6 +34,10 @@ pub struct ExportSettings {
     pub tables: Vec<String>,
     /// Rows per keyset page (smaller for wide tables automatically).
     pub page_rows: usize,
+    /// Per-table column allowlists (`log = ["id", "dttm", "event"]`): a
+    /// listed table exports only these columns; the column policy
+    /// (`export/glue/policy.json`) still drops and masks among them.
+    pub columns: std::collections::BTreeMap<String, Vec<String>>,
     /// S3 client settings (destinations `s3://…`, Glue mode, reports).
     pub s3: S3Settings,
     /// Glue mode.
@@ -129,6 +133,7 @@ impl Default for ExportSettings {
             to: "./exports".to_owned(),
             tables: Vec::new(),
             page_rows: 5_000,
+            columns: std::collections::BTreeMap::new(),
             s3: S3Settings::default(),
             glue: GlueSettings::default(),
         }

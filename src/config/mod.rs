@@ -905,6 +905,20 @@ impl Settings {
             ));
         }
         crate::export::check_tables(&e.tables).map_err(|m| ConfigError::key("export.tables", m))?;
+        for (table, cols) in &e.columns {
+            let key = format!("export.columns.{table}");
+            crate::export::check_tables(std::slice::from_ref(table))
+                .map_err(|m| ConfigError::key(key.clone(), m))?;
+            let plain = |c: &String| {
+                !c.is_empty() && c.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+            };
+            if cols.is_empty() || !cols.iter().all(plain) {
+                return Err(ConfigError::key(
+                    key,
+                    "must list column names (letters, digits, '_'); the key and window columns are always exported",
+                ));
+            }
+        }
         crate::export::local_root(&e.to)
             .map_err(|m| ConfigError::key("export.to", m.to_string()))?;
         match e.mode {

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 use super::encode::RowWriter;
+use super::mask::{Action, POLICY};
 use super::parquet::ParquetWriter;
 use super::sink::Sink;
 use super::{EXCLUDED, TableResult, TableSpec, Window, spec_for};
@@ -31,6 +32,8 @@ pub struct Options {
     pub page_rows: usize,
     /// Deadline of one page query.
     pub timeout: Duration,
+    /// Column allowlists by table.
+    pub columns: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 fn quote(d: Dialect, ident: &str) -> String {
@@ -69,6 +72,35 @@ fn select_expr(d: Dialect, col: &str, ty: &str) -> String {
     format!("{expr} AS {c}")
 }
 
+/// The columns exported of a table: not the policy's dropped ones, only
+/// the allowlisted ones when `[export] columns` lists the table; the key
+/// and the window column always (pagination and the window need them).
+fn kept_columns(
+    spec: &TableSpec,
+    cols: Vec<(String, String)>,
+    allow: Option<&Vec<String>>,
+) -> Vec<(String, String)> {
+    cols.into_iter()
+        .filter(|(c, t)| {
+            let needed = spec.key.contains(c) || spec.window_column.as_ref() == Some(c);
+            needed
+                || (POLICY.action_for(&spec.table, c, is_binary_type(t)) != Some(Action::Drop)
+                    && allow.is_none_or(|a| a.contains(c)))
+        })
+        .collect()
+}
+
+/// Applies the policy's masks to a page (rows in column order).
+fn mask(rows: &mut [Vec<Cell>], masks: &[Option<Action>]) {
+    for row in rows {
+        for (cell, action) in row.iter_mut().zip(masks) {
+            if let Some(a) = action {
+                *cell = POLICY.apply(*a, std::mem::replace(cell, Cell::Null));
+            }
+        }
+    }
+}
+
 /// Whether the catalog calls a column text (MySQL's `_bin` collations, which
 /// Airflow gives its ids, make the driver report such columns as binary).
 fn is_text_type(ty: &str) -> bool {
@@ -88,6 +120,11 @@ fn is_text_type(ty: &str) -> bool {
             | "character"
             | "json"
     )
+}
+
+/// Whether the catalog calls a column binary (pickles, compressed data).
+fn is_binary_type(ty: &str) -> bool {
+    super::parquet::kind_of(ty) == super::parquet::Kind::Binary
 }
 
 /// Text columns that arrived as bytes become text again (hex only for
@@ -301,7 +338,15 @@ async fn export_table(
     progress: impl Fn(u64),
 ) -> Result<(u64, u64, String), TableError> {
     let d = db.dialect();
-    let cols = columns(db, &spec.table, opts.timeout).await?;
+    let cols = kept_columns(
+        spec,
+        columns(db, &spec.table, opts.timeout).await?,
+        opts.columns.get(&spec.table),
+    );
+    let masks: Vec<Option<Action>> = cols
+        .iter()
+        .map(|(c, t)| POLICY.action_for(&spec.table, c, is_binary_type(t)))
+        .collect();
     let key_idx: Vec<usize> = spec
         .key
         .iter()
@@ -369,6 +414,7 @@ async fn export_table(
         );
         let mut rows = db.query_bind(&sql, &binds, opts.timeout).await?;
         texts_as_text(&mut rows.rows, &text_cols);
+        mask(&mut rows.rows, &masks);
         let n = rows.rows.len();
         let mut bytes = 0usize;
         for r in &rows.rows {

@@ -29,6 +29,25 @@ use crate::metrics::Store;
 /// The job script, embedded at build time (`export/glue/windsock_export.py`).
 pub const SCRIPT: &str = include_str!("../../export/glue/windsock_export.py");
 
+/// The line of [`SCRIPT`] that [`script`] replaces with the column policy.
+const POLICY_LINE: &str = "POLICY_JSON = None\n";
+
+/// The script as uploaded: [`SCRIPT`] with the column policy
+/// (`export/glue/policy.json`, the direct export's too) embedded, so the
+/// job masks and drops exactly what the direct export does.
+pub fn script() -> String {
+    let policy = super::mask::POLICY_JSON;
+    assert!(
+        !policy.contains("\"\"\"") && SCRIPT.matches(POLICY_LINE).count() == 1,
+        "the policy cannot be embedded into the job script"
+    );
+    SCRIPT.replacen(
+        POLICY_LINE,
+        &format!("POLICY_JSON = r\"\"\"{}\"\"\"\n", policy.trim_end()),
+        1,
+    )
+}
+
 /// First wait between polls of a run.
 const POLL_MIN: Duration = Duration::from_secs(1);
 
@@ -169,12 +188,15 @@ pub async fn ensure_connection(
 }
 
 /// Uploads the job script under `<script_location>/windsock_export-<hash>.py`
-/// unless that key exists; returns its `s3://` location.
+/// unless that key exists; an existing object must hold exactly this
+/// script (whoever may write there could otherwise change what the job
+/// runs with the database's credentials). Returns its `s3://` location.
 pub async fn upload_script(
     s3c: &aws_sdk_s3::Client,
     location: &S3Url,
 ) -> Result<String, ExportError> {
-    let key = location.key(&format!("windsock_export-{}.py", hash16(SCRIPT)));
+    let body = script();
+    let key = location.key(&format!("windsock_export-{}.py", hash16(&body)));
     let exists = s3c
         .head_object()
         .bucket(&location.bucket)
@@ -182,13 +204,24 @@ pub async fn upload_script(
         .send()
         .await;
     match exists {
-        Ok(_) => {}
+        Ok(_) => {
+            let stored = s3::get(s3c, &location.bucket, &key)
+                .await
+                .map_err(|e| ExportError::Glue(format!("reading the job script: {e}")))?;
+            if stored != body.as_bytes() {
+                return Err(ExportError::Glue(format!(
+                    "s3://{}/{key} is not the script windsock uploaded there (it was changed); \
+                     refusing to run it: delete the object and windsock uploads it again",
+                    location.bucket
+                )));
+            }
+        }
         Err(e) if e.as_service_error().is_some_and(|e| e.is_not_found()) => {
             s3::put(
                 s3c,
                 &location.bucket,
                 &key,
-                SCRIPT.as_bytes().to_vec(),
+                body.into_bytes(),
                 "text/x-python",
             )
             .await
@@ -200,10 +233,17 @@ pub async fn upload_script(
     Ok(format!("s3://{}/{key}", location.bucket))
 }
 
-/// The job definition and its hash.
-pub fn job_update(s: &GlueSettings, script: &str) -> (JobUpdate, String) {
+/// The job definition and its hash. `fixed` are its NonOverridableArguments:
+/// what it reads and where it writes, which a caller of StartJobRun cannot
+/// change (only the window and the run's labels are per run).
+pub fn job_update(
+    s: &GlueSettings,
+    script: &str,
+    fixed: &HashMap<String, String>,
+) -> (JobUpdate, String) {
+    let fixed_sorted: std::collections::BTreeMap<_, _> = fixed.iter().collect();
     let canonical = format!(
-        "{script}|{:?}|{}|{}|{}|{}|{}",
+        "{script}|{:?}|{}|{}|{}|{}|{}|{fixed_sorted:?}",
         s.role_arn,
         s.glue_version,
         s.worker_type,
@@ -223,6 +263,7 @@ pub fn job_update(s: &GlueSettings, script: &str) -> (JobUpdate, String) {
                 .build(),
         )
         .default_arguments("--job-language", "python")
+        .set_non_overridable_arguments(Some(fixed.clone()))
         .connections(
             ConnectionsList::builder()
                 .connections(&s.connection_name)
@@ -243,8 +284,9 @@ pub async fn ensure_job(
     glue: &aws_sdk_glue::Client,
     s: &GlueSettings,
     script: &str,
+    fixed: &HashMap<String, String>,
 ) -> Result<&'static str, ExportError> {
-    let (update, hash) = job_update(s, script);
+    let (update, hash) = job_update(s, script, fixed);
     match glue.get_job().job_name(&s.job_name).send().await {
         Ok(out) => {
             let current = out.job().and_then(|j| j.description()).unwrap_or_default();
@@ -270,6 +312,7 @@ pub async fn ensure_job(
                 .set_role(u.role)
                 .set_command(u.command)
                 .set_default_arguments(u.default_arguments)
+                .set_non_overridable_arguments(u.non_overridable_arguments)
                 .set_connections(u.connections)
                 .set_execution_property(u.execution_property)
                 .max_retries(u.max_retries)
@@ -343,41 +386,59 @@ pub async fn follow(
     }
 }
 
-/// The job's arguments for one export.
-pub fn arguments(
+fn to_map<const N: usize>(pairs: [(&str, String); N]) -> HashMap<String, String> {
+    pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+}
+
+/// The job's NonOverridableArguments: the tables (with their window and key
+/// columns for this schema, and `[export] columns` allowlists), the output,
+/// the environment, the format, the connection.
+pub fn fixed_arguments(
     req: &Request,
     schema: &crate::airflow::Schema,
     s: &GlueSettings,
-    run_id: &str,
 ) -> HashMap<String, String> {
     let tables: Vec<serde_json::Value> = req
         .tables
         .iter()
-        .map(|t| match spec_for(t, schema) {
-            Some(spec) => serde_json::json!({
-                "table": t,
-                "window_column": spec.window_column,
-                "key_column": (spec.key.len() == 1).then(|| spec.key[0].clone()),
-            }),
-            None => serde_json::json!({"table": t, "window_column": null, "key_column": null}),
+        .map(|t| {
+            let mut entry = match spec_for(t, schema) {
+                Some(spec) => serde_json::json!({
+                    "table": t,
+                    "window_column": spec.window_column,
+                    "key_column": (spec.key.len() == 1).then(|| spec.key[0].clone()),
+                }),
+                None => serde_json::json!({"table": t, "window_column": null, "key_column": null}),
+            };
+            if let Some(cols) = req.columns.get(t) {
+                entry["columns"] = serde_json::json!(cols);
+            }
+            entry
         })
         .collect();
-    [
+    to_map([
         ("--environment", req.environment.clone()),
         ("--output", req.to.trim_end_matches('/').to_owned()),
+        ("--tables", serde_json::Value::Array(tables).to_string()),
+        ("--format", req.format.as_str().to_owned()),
+        ("--partitions", s.partitions.to_string()),
+        ("--connection_name", s.connection_name.clone()),
+    ])
+}
+
+/// The arguments of one run: its window and labels.
+pub fn run_arguments(
+    req: &Request,
+    schema: &crate::airflow::Schema,
+    run_id: &str,
+) -> HashMap<String, String> {
+    to_map([
         ("--export_date", req.window.export_date()),
         ("--window_start", iso(req.window.start)),
         ("--window_end", iso(req.window.end)),
-        ("--tables", serde_json::Value::Array(tables).to_string()),
-        ("--format", req.format.as_str().to_owned()),
         ("--airflow_version", schema.version_label()),
         ("--run_id", run_id.to_owned()),
-        ("--partitions", s.partitions.to_string()),
-        ("--connection_name", s.connection_name.clone()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect()
+    ])
 }
 
 /// One Glue-mode export.
@@ -419,7 +480,8 @@ pub async fn run(
     }
     let connection = ensure_connection(&glue, s, url).await?;
     let script = upload_script(&s3c, &location).await?;
-    let job = ensure_job(&glue, s, &script).await?;
+    let fixed = fixed_arguments(req, &schema, s);
+    let job = ensure_job(&glue, s, &script, &fixed).await?;
     info!(connection, job, script = %script, "Glue: connection and job ready.");
     if let Some(id) = running_run(&glue, &s.job_name).await? {
         return Err(ExportError::AlreadyRunning(id));
@@ -428,7 +490,7 @@ pub async fn run(
     let started = glue
         .start_job_run()
         .job_name(&s.job_name)
-        .set_arguments(Some(arguments(req, &schema, s, &run_id)))
+        .set_arguments(Some(run_arguments(req, &schema, &run_id)))
         .send()
         .await;
     let glue_run = match started {

@@ -28,6 +28,7 @@ pub mod direct;
 pub mod encode;
 #[cfg(feature = "aws")]
 pub mod glue;
+pub mod mask;
 pub mod parquet;
 #[cfg(feature = "aws")]
 pub mod s3;
@@ -298,6 +299,8 @@ pub struct Request {
     pub page_rows: usize,
     /// Deadline of one query.
     pub timeout: Duration,
+    /// Column allowlists by table (`[export] columns`); absent: all.
+    pub columns: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 impl Request {
@@ -328,6 +331,7 @@ impl Request {
             format: s.format,
             page_rows: s.page_rows,
             timeout,
+            columns: s.columns.clone(),
         }
     }
 }
@@ -511,6 +515,7 @@ async fn run_inner(
         format: req.format,
         page_rows: req.page_rows,
         timeout: req.timeout,
+        columns: req.columns.clone(),
     };
     let tables = direct::export(db, &schema, &req.tables, req.window, &opts, &sink).await;
     let failed = tables.iter().any(|t| t.status == "failed");

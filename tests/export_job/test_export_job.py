@@ -399,6 +399,40 @@ def quietly(function, *args) -> None:
         print(f"cleanup {function.__name__}{args}: {err}", file=sys.stderr)
 
 
+# What real Airflow CLIs wrote into log.extra (recorded from pip-installed Airflow):
+# 2.10.5 keeps a --conn-uri password in clear, 3.1.8 a --conn-extra token. The same
+# strings are in tests/export.rs.
+REAL_LEAKS = [
+    """{"host_name": "vm", "full_command": "['/venv/bin/airflow', 'connections', 'add', """
+    """'ws_pg', '--conn-uri', 'postgres://u:PWsecret1@h:5432/db']"}""",
+    """{"host_name": "vm", "full_command": "['/venv/bin/airflow', 'connections', 'add', """
+    """'ws_pw', '--conn-type', 'postgres', '--conn-password', '********', '--conn-host', """
+    """'h', '--conn-extra', '{\\"token\\": \\"PWsecret4\\"}']"}""",
+]
+
+
+def policy_rows(masker, table: str, rows: list[dict], binary=lambda column: False) -> list[dict]:
+    """Database rows as the column policy exports them: dropped columns gone, masked
+    ones through the script's own masker (tested against the policy's examples)."""
+    out = []
+    for row in rows:
+        new = {}
+        for c, v in row.items():
+            action = masker.action(table, c, binary(c))
+            if action == "drop":
+                continue
+            if action in ("mask_json", "mask_text") and v is not None:
+                text = v if isinstance(v, str) else json.dumps(v)
+                masked = masker.apply(action, text)
+                try:  # json columns come back parsed from row_to_json
+                    v = masked if isinstance(row[c], str) else json.loads(masked)
+                except ValueError:
+                    v = masked
+            new[c] = v
+        out.append(new)
+    return out
+
+
 def load_script_module():
     spec = importlib.util.spec_from_file_location("windsock_export", SCRIPT)
     module = importlib.util.module_from_spec(spec)
@@ -460,6 +494,17 @@ class ExportCase:
             "WHERE start_date IS NOT NULL ORDER BY 1")).split()
         cls.window = (runs[1], starts[len(starts) // 2])
         assert cls.window[0] < cls.window[1], cls.window
+        # The secrets real Airflow left in the log, inside the window.
+        for extra in REAL_LEAKS:
+            load_fixture.psql(cls.database, (
+                "INSERT INTO log (dttm, event, extra) VALUES "
+                f"('{cls.window[0]}', 'cli_connections_add', '{extra.replace(chr(39), chr(39) * 2)}')"))
+        cls.masker = load_script_module().Masker(load_script_module().load_policy())
+        # The columns as exported: all but those the column policy drops.
+        cls.all_columns = cls.columns
+        cls.columns = {table: {c: ty for c, ty in cols.items()
+                               if cls.masker.action(table, c, ty == "bytea") != "drop"}
+                       for table, cols in cls.all_columns.items()}
 
         cls.out = _WORK / cls.VERSION
         cls.runs = {}
@@ -508,6 +553,22 @@ class ExportCase:
 
     # -- tests ----------------------------------------------------------------------
 
+    def test_secrets_never_exported(self):
+        """The column policy: the real Airflow leaks in log.extra are masked, the
+        pickled task_instance.executor_config is not exported, in every format."""
+        for fmt, run in self.runs.items():
+            with self.subTest(fmt=fmt):
+                self.assertRunOk(run)
+                logs = self.read_export(run, "log", fmt)
+                extras = [r.get("extra") or "" for r in logs]
+                self.assertTrue(any("--conn-uri', '***'" in e for e in extras), extras[-3:])
+                self.assertTrue(any("--conn-extra', '***'" in e for e in extras))
+                for table in self.exported(run):
+                    rows = self.read_export(run, table, fmt)
+                    self.assertNotIn("PWsecret", json.dumps(rows, default=str), table)
+                    if table == "task_instance" and rows:
+                        self.assertNotIn("executor_config", rows[0])
+
     def test_runs_succeed_without_leaking_the_password(self):
         for fmt, run in self.runs.items():
             with self.subTest(fmt=fmt):
@@ -548,7 +609,9 @@ class ExportCase:
                     continue
                 table = entry["table"]
                 with self.subTest(fmt=fmt, table=table):
-                    expected = db_rows(self.database, table, self.where(table))
+                    expected = policy_rows(
+                        self.masker, table, db_rows(self.database, table, self.where(table)),
+                        lambda c, t=table: self.all_columns[t][c] == "bytea")
                     got = self.read_export(run, table, fmt)
                     self.assertEqual(entry["rows"], len(expected))
                     key = self.primary_keys[table]
@@ -946,6 +1009,9 @@ class MariaDB318(unittest.TestCase):
                 self.assertTrue(expected)
                 got = read_jsonl(run.table_dir(table))
                 self.assertEqual(rows_in_manifest[table], len(expected))
+                masker = load_script_module().Masker(load_script_module().load_policy())
+                expected = policy_rows(masker, table, expected,
+                                       lambda c: "blob" in types[c] or "binary" in types[c])
 
                 def canon(rows, exported):
                     return collections.Counter(json.dumps(
@@ -967,6 +1033,34 @@ class ArgumentValidation(unittest.TestCase):
 
     def config(self, **changes):
         return self.m.build_config({**self.good, **changes})
+
+    def test_policy_examples(self):
+        """The masker runs the policy file's examples, as src/export/mask.rs does."""
+        policy = self.m.load_policy()
+        masker = self.m.Masker(policy)
+        self.assertGreaterEqual(len(policy["examples"]), 10)
+        for e in policy["examples"]:
+            fn = masker.mask_json if e["action"] == "mask_json" else masker.mask_text
+            self.assertEqual(fn(e["in"]), e["out"], e["in"])
+        self.assertEqual(masker.action("task_instance", "executor_config"), "drop")
+
+    def test_embedded_policy_wins(self):
+        """Uploaded by windsock, the script carries the policy in POLICY_JSON."""
+        saved = self.m.POLICY_JSON
+        try:
+            self.m.POLICY_JSON = json.dumps({"replacement": "#", "sensitive_keys": ["k"],
+                                             "text_rules": [], "columns": {}})
+            masker = self.m.Masker(self.m.load_policy())
+            self.assertEqual(masker.mask_json('{"k": 1}'), '{"k":"#"}')
+        finally:
+            self.m.POLICY_JSON = saved
+
+    def test_column_allowlists(self):
+        c = self.config(tables=json.dumps([{**t("log", "dttm", "id"), "columns": ["id", "event"]}]))
+        self.assertEqual(c.tables[0].columns, ("id", "event"))
+        for bad in ([], "id", ["id; DROP"]):
+            with self.assertRaises(self.m.ArgumentError):
+                self.config(tables=json.dumps([{**t("log", "dttm", "id"), "columns": bad}]))
 
     def test_good_arguments(self):
         c = self.config()
