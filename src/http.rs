@@ -160,7 +160,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: first collection still running\n",
+            "not ready: the first collection is running, or nothing has been collected yet\n",
         )
             .into_response()
     }

@@ -8,11 +8,11 @@
 //! upgrade), the diagnostics are re-planned.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -165,11 +165,25 @@ impl TargetRunner {
                 () = tokio::time::sleep(wait) => {}
             }
         }
+        // Shutdown: queries still running on the server end now, not at
+        // their statement timeout after windsock has gone.
+        let cancelled = self.db.cancel_in_flight(Duration::from_secs(2)).await;
+        if cancelled > 0 {
+            info!(environment = %self.environment, cancelled, "Cancelled queries still running on the database.");
+        }
         self.db.close().await;
     }
 
     fn spawn_collection(&self, schema: Arc<Schema>, cancel: CancellationToken) {
         let sem = Arc::new(Semaphore::new(self.settings.max_concurrent_queries));
+        let recovery = Arc::new(Recovery::new(&self.environment));
+        let probe_every = self
+            .plan
+            .iter()
+            .map(|p| p.interval)
+            .min()
+            .unwrap_or(Duration::from_secs(15));
+        self.spawn_probe(recovery.clone(), probe_every, cancel.clone());
         let applicable: Vec<Planned> = self
             .plan
             .iter()
@@ -196,6 +210,7 @@ impl TargetRunner {
             let sem = sem.clone();
             let cancel = cancel.clone();
             let remaining = remaining.clone();
+            let recovery = recovery.clone();
             tokio::spawn(async move {
                 let jitter = me.settings.startup_jitter;
                 let first_delay = if jitter.is_zero() {
@@ -218,7 +233,7 @@ impl TargetRunner {
                         if cancel.is_cancelled() {
                             return;
                         }
-                        matches!(me.run_one(&d, &schema).await, RunResult::Ok(_))
+                        recovery.observe(&me.run_one(&d, &schema).await)
                     };
                     if first {
                         first = false;
@@ -228,13 +243,85 @@ impl TargetRunner {
                     }
                     failures = if ok { 0 } else { failures.saturating_add(1) };
                     let wait = backoff(interval, failures, me.settings.max_backoff);
+                    // In backoff, the database coming back ends the wait.
+                    let back = recovery.notify.notified();
+                    tokio::pin!(back);
+                    back.as_mut().enable();
                     tokio::select! {
                         () = cancel.cancelled() => return,
                         () = tokio::time::sleep(wait) => {}
+                        () = back, if failures > 0 => failures = 0,
                     }
                 }
             });
         }
+    }
+}
+
+/// Whether a target's database is unreachable, and the wake-up of its
+/// diagnostics in backoff when it is reachable again.
+#[derive(Debug)]
+struct Recovery {
+    environment: String,
+    down: AtomicBool,
+    notify: Notify,
+}
+
+impl Recovery {
+    fn new(environment: &str) -> Self {
+        Recovery {
+            environment: environment.to_owned(),
+            down: AtomicBool::new(false),
+            notify: Notify::new(),
+        }
+    }
+
+    /// Notes a run's outcome; whether it succeeded.
+    fn observe(&self, result: &RunResult) -> bool {
+        match result {
+            RunResult::Ok(_) => {
+                self.back();
+                true
+            }
+            RunResult::Failed(e) => {
+                if e.kind() == "connect" {
+                    self.down.store(true, Ordering::Release);
+                }
+                false
+            }
+            RunResult::Skipped(_) => false,
+        }
+    }
+
+    /// The database answered (a probe or any diagnostic): wake whatever
+    /// waits in backoff.
+    fn back(&self) {
+        if self.down.swap(false, Ordering::AcqRel) {
+            info!(environment = %self.environment, "The database answers again; diagnostics in backoff run now.");
+            self.notify.notify_waiters();
+        }
+    }
+}
+
+impl TargetRunner {
+    /// While the database is unreachable, asks it `SELECT 1` every `every`
+    /// (the shortest diagnostic interval), so diagnostics in backoff run
+    /// again within that long of it coming back, not after their backoff.
+    fn spawn_probe(&self, recovery: Arc<Recovery>, every: Duration, cancel: CancellationToken) {
+        let (db, timeout) = (self.db.clone(), self.settings.default_timeout);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    () = tokio::time::sleep(every) => {}
+                }
+                if recovery.down.load(Ordering::Acquire)
+                    && db.query("SELECT 1", timeout).await.is_ok()
+                {
+                    recovery.back();
+                }
+            }
+        });
     }
 }
 

@@ -70,6 +70,12 @@ async fn readiness_follows_the_first_collection() {
         StatusCode::SERVICE_UNAVAILABLE
     );
     store.set_first_round_done("b");
+    // Every target tried, nothing collected (every query failed): not yet.
+    assert_eq!(
+        get(&store, "/readyz", None).await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    store.publish("a", "dags", Vec::new(), 0, 0.01);
     assert_eq!(get(&store, "/readyz", None).await.0, StatusCode::OK);
     // Liveness does not depend on collection.
     let fresh = Arc::new(Store::new(["x"]));

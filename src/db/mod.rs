@@ -92,6 +92,10 @@ pub enum DbError {
     /// The database rejected the statement.
     #[error("query failed: {0}")]
     Query(String),
+    /// The transaction was aborted for a concurrent one (deadlock or
+    /// serialization failure); running it again may succeed.
+    #[error("transaction aborted by a concurrent one: {0}")]
+    Conflict(String),
     /// A result column could not be turned into a label or a number.
     #[error("column `{column}`: {message}")]
     Decode {
@@ -112,6 +116,7 @@ impl DbError {
             DbError::Connect { .. } => "connect",
             DbError::Timeout { .. } => "timeout",
             DbError::Query(_) => "query",
+            DbError::Conflict(_) => "conflict",
             DbError::Decode { .. } => "decode",
             DbError::TooManyRows => "too_many_rows",
         }
@@ -284,6 +289,56 @@ impl Db {
     }
 
     /// Closes every pooled connection.
+    /// Cancels this process' statements still running on the server
+    /// (PostgreSQL `pg_cancel_backend`, MySQL `KILL QUERY`), found by the
+    /// comment every statement starts with ([`QUERY_TAG`]). Called on
+    /// shutdown, so no query of a stopped windsock keeps running until its
+    /// statement timeout. Returns how many were cancelled.
+    pub async fn cancel_in_flight(&self, timeout: Duration) -> usize {
+        let pattern = format!("{}%", QUERY_TAG.trim_end());
+        let found = match self.dialect() {
+            Dialect::Postgres => {
+                let sql = format!(
+                    "SELECT pid, pg_cancel_backend(pid) FROM pg_stat_activity \
+                     WHERE pid <> pg_backend_pid() AND state = 'active' AND query LIKE '{pattern}'"
+                );
+                self.untagged(&sql, timeout).await.map(|r| r.rows.len())
+            }
+            Dialect::MySql => {
+                let sql = format!(
+                    "SELECT id FROM information_schema.processlist \
+                     WHERE id <> CONNECTION_ID() AND info LIKE '{pattern}'"
+                );
+                match self.untagged(&sql, timeout).await {
+                    Ok(rows) => {
+                        let mut n = 0;
+                        for row in &rows.rows {
+                            let id = row[0].as_label();
+                            if self
+                                .untagged(&format!("KILL QUERY {id}"), timeout)
+                                .await
+                                .is_ok()
+                            {
+                                n += 1;
+                            }
+                        }
+                        Ok(n)
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            // In-process: dropping the statement's future ends it.
+            Dialect::Sqlite => Ok(0),
+        };
+        found.unwrap_or(0)
+    }
+
+    /// A statement without [`QUERY_TAG`] (so [`Db::cancel_in_flight`] does
+    /// not find itself).
+    async fn untagged(&self, sql: &str, timeout: Duration) -> Result<Rows, DbError> {
+        self.query_inner(sql, &[], timeout, false, false).await
+    }
+
     pub async fn close(&self) {
         match &self.pool {
             Pool::Postgres(p) => p.close().await,
@@ -329,7 +384,7 @@ impl Db {
         close: bool,
     ) -> Result<Rows, DbError> {
         let started = Instant::now();
-        let res = self.query_inner(sql, binds, timeout, close).await;
+        let res = self.query_inner(sql, binds, timeout, close, true).await;
         self.stats
             .nanos
             .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
@@ -343,7 +398,15 @@ impl Db {
         binds: &[String],
         timeout: Duration,
         close: bool,
+        tagged: bool,
     ) -> Result<Rows, DbError> {
+        let tagged_sql;
+        let sql = if tagged && self.dialect() != Dialect::Sqlite {
+            tagged_sql = format!("{}{sql}", *QUERY_TAG);
+            tagged_sql.as_str()
+        } else {
+            sql
+        };
         let deadline = timeout.min(self.statement_timeout);
         match &self.pool {
             Pool::Postgres(p) => {
@@ -517,6 +580,13 @@ where
     q
 }
 
+/// The comment every statement of this process starts with (a random id
+/// per process), so shutdown can find and cancel its own queries on the
+/// server, and a DBA can tell windsock's sessions in `pg_stat_activity` /
+/// `SHOW PROCESSLIST`.
+pub static QUERY_TAG: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("/* windsock {:016x} */ ", rand::random::<u64>()));
+
 /// Failure inside the query future; the bool marks a timeout detected
 /// outside the server's error code (SQLite interrupt).
 pub(super) enum QueryFail {
@@ -619,11 +689,21 @@ impl DbError {
                             .map(|m| m.number()),
                         Some(3024 | 1205 | 1969)
                     );
+                // PG 40P01 deadlock_detected, 40001 serialization_failure;
+                // MySQL 1213 ER_LOCK_DEADLOCK.
+                let conflict = matches!(code.as_str(), "40P01" | "40001")
+                    || matches!(
+                        db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+                            .map(|m| m.number()),
+                        Some(1213)
+                    );
                 if timeout {
                     DbError::Timeout {
                         after: deadline,
                         message,
                     }
+                } else if conflict {
+                    DbError::Conflict(message)
                 } else {
                     DbError::Query(message)
                 }

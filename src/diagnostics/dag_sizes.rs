@@ -186,10 +186,26 @@ fn payload_json(data: &Cell, compressed: &Cell) -> Result<String, String> {
         Cell::Null => return Err("neither data nor data_compressed is set".into()),
         other => return Err(format!("data_compressed has an unexpected type: {other:?}")),
     };
+    inflate(bytes, MAX_INFLATED)
+}
+
+/// The most a compressed serialized DAG may inflate to (a zlib bomb costs
+/// this much memory at most; Airflow's largest real DAGs are tens of MiB).
+const MAX_INFLATED: u64 = 256 * 1024 * 1024;
+
+/// Inflates zlib `bytes` as UTF-8 text of at most `cap` bytes.
+fn inflate(bytes: &[u8], cap: u64) -> Result<String, String> {
     let mut out = String::new();
-    flate2::read::ZlibDecoder::new(bytes.as_slice())
+    flate2::read::ZlibDecoder::new(bytes)
+        .take(cap + 1)
         .read_to_string(&mut out)
         .map_err(|e| format!("cannot inflate data_compressed: {e}"))?;
+    if out.len() as u64 > cap {
+        return Err(format!(
+            "data_compressed inflates to more than {} MiB; not read further",
+            cap / (1024 * 1024)
+        ));
+    }
     Ok(out)
 }
 
@@ -374,6 +390,21 @@ mod tests {
     use std::io::Write as _;
 
     use super::*;
+
+    #[test]
+    fn a_zlib_bomb_stops_at_the_cap() {
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        // 64 MiB of spaces compress to well under 1 MiB.
+        let chunk = vec![b' '; 1 << 20];
+        for _ in 0..64 {
+            z.write_all(&chunk).unwrap();
+        }
+        let bomb = z.finish().unwrap();
+        assert!(bomb.len() < 1 << 20, "{}", bomb.len());
+        let err = inflate(&bomb, 8 << 20).unwrap_err();
+        assert!(err.contains("more than 8 MiB"), "{err}");
+        assert_eq!(inflate(&bomb, 64 << 20).unwrap().len(), 64 << 20);
+    }
 
     #[test]
     fn parses_both_formats_and_compressed_payloads() {
