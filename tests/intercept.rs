@@ -65,6 +65,9 @@ fn settings(hook: &str, mwaa_safe: bool) -> InterceptSettings {
             timeout: Duration::from_secs(5),
             proxy: None,
             ca_file: None,
+            secret_file: None,
+            secret_env: None,
+            retries: 0,
         },
     ]);
     InterceptSettings {
@@ -157,6 +160,8 @@ async fn pipeline(dialect: Dialect) {
     let (name, _, _) = user_row(&db, bob + 2).await;
     assert_eq!(name, "x'; DROP TABLE ab_role; --_y");
     assert_eq!(db.scalar("SELECT COUNT(*) FROM ab_role").await, 5);
+    // Webhooks are delivered beside the poll, not by it.
+    wait_for("3 webhook events", || events.lock().unwrap().len() >= 3).await;
 
     {
         let ev = events.lock().unwrap();
@@ -178,9 +183,13 @@ async fn pipeline(dialect: Dialect) {
     assert_eq!(ic.poll(new_mark).await.unwrap(), new_mark);
     assert_eq!(events.lock().unwrap().len(), 3);
     let again = ic.process(bob).await.unwrap();
-    let rules: Vec<&str> = again.iter().map(|a| a.rule).collect();
-    assert_eq!(rules, ["webhook"]);
+    let rules: Vec<(&str, &str)> = again.iter().map(|a| (a.rule, a.outcome)).collect();
+    assert_eq!(rules, [("webhook", "queued")]);
     assert_eq!(user_row(&db, bob).await.0, "domain_bob_2");
+    wait_for("the 4th webhook event", || {
+        events.lock().unwrap().len() == 4
+    })
+    .await;
 
     let n = |rule, outcome| {
         metrics
@@ -193,7 +202,8 @@ async fn pipeline(dialect: Dialect) {
     assert_eq!(n("sanitize", "renamed"), 2.0);
     assert_eq!(n("validate", "deactivated"), 2.0);
     assert_eq!(n("assign_roles", "roles_added"), 1.0);
-    assert_eq!(n("webhook", "notified"), 4.0);
+    wait_for("4 deliveries counted", || n("webhook", "notified") == 4.0).await;
+    assert_eq!(n("webhook", "queued"), 4.0);
     assert_eq!(metrics.event("windsock_intercept_users", &[]), Some(4.0));
 }
 
@@ -225,6 +235,7 @@ async fn catch_up_covers_a_restart() {
     s.catch_up = Duration::from_secs(600);
     let ic = interceptor(&db, s, Arc::new(Store::new(["t"])));
     ic.take_over().await.unwrap();
+    wait_for("the webhook", || !events.lock().unwrap().is_empty()).await;
     let ev = events.lock().unwrap();
     assert_eq!(ev.len(), 1, "{ev:?}");
     assert_eq!(ev[0]["username"], "made_while-down");
@@ -281,6 +292,57 @@ async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("timed out waiting for {what}");
+}
+
+/// A receiver that accepts connections and never answers: the poll does
+/// not wait for it (each hook delivers from its own task), so later users'
+/// rules run at once; the delivery fails at its timeout and is audited.
+#[tokio::test]
+async fn a_black_holed_webhook_does_not_delay_the_poll() {
+    let db = airflow_db(Dialect::Sqlite, "3.1.8").await;
+    let hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", hole.local_addr().unwrap());
+    let metrics = Arc::new(Store::new(["t"]));
+    let mut s = settings(&url, true);
+    if let Some(RuleSettings::Webhook { timeout, .. }) = s.rules.last_mut() {
+        *timeout = Duration::from_secs(4);
+    }
+    let ic = interceptor(&db, s, metrics.clone());
+    let mark = ic.take_over().await.unwrap();
+    for i in 0..3 {
+        add_user(
+            &db,
+            &format!("hole/{i}"),
+            &format!("h{i}@ops.example.com"),
+            "Viewer",
+        )
+        .await;
+    }
+    let t0 = std::time::Instant::now();
+    assert_eq!(ic.poll(mark).await.unwrap(), mark + 3);
+    let took = t0.elapsed();
+    // Three users, each with a 4s hook: inline calls would take 12s.
+    assert!(took < Duration::from_secs(3), "the poll took {took:?}");
+    for i in 1..=3 {
+        assert_eq!(user_row(&db, mark + i).await.2, 1, "roles assigned at once");
+    }
+    let failed = || {
+        metrics
+            .event(
+                "windsock_intercept_actions",
+                &[("rule", "webhook"), ("outcome", "failed")],
+            )
+            .unwrap_or(0.0)
+    };
+    // Deliveries run one after another: 3 x 4s.
+    for _ in 0..200 {
+        if failed() == 3.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(failed(), 3.0);
+    drop(hole);
 }
 
 /// Two replicas on one database: one holds the lock and acts, the other

@@ -30,7 +30,7 @@ fn start(db: &TestDb, dir: &std::path::Path) -> (Windsock, SocketAddr) {
             "[server]\nlisten = \"127.0.0.1:0\"\n[server.limits]\n{limits}\
              [[targets]]\nenvironment = \"l\"\nurl = \"{}\"\n\
              [admin]\nlisten = \"127.0.0.1:0\"\n[admin.limits]\n{limits}\
-             [[admin.auth.tokens]]\nname = \"t\"\nsha256 = \"{}\"\n",
+             [[admin.auth.tokens]]\nname = \"t\"\nsha256 = \"{}\"\nscopes = [\"read\"]\n",
             db.url,
             hash_token(TOKEN)
         ),

@@ -319,3 +319,81 @@ async fn daemon_calls_webhooks_through_env_proxy_and_private_ca() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A signed hook with retries: the receiver answers 503 twice, then 200.
+/// Every attempt carries a timestamp and an HMAC-SHA256 signature the
+/// receiver can check with the shared secret; the event is delivered by
+/// the hook's own task, and the report names the three attempts.
+#[tokio::test]
+async fn signed_deliveries_are_retried_on_5xx() {
+    use hmac::{Hmac, Mac as _};
+    type Seen = Arc<Mutex<Vec<(String, String, String)>>>;
+    let seen: Seen = Arc::default();
+    let s = seen.clone();
+    let app = axum::Router::new().fallback(move |headers: axum::http::HeaderMap, body: String| {
+        let s = s.clone();
+        async move {
+            let h = |n: &str| {
+                headers
+                    .get(n)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_owned()
+            };
+            let mut s = s.lock().unwrap();
+            s.push((h("x-windsock-timestamp"), h("x-windsock-signature"), body));
+            if s.len() < 3 {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::OK
+            }
+        }
+    });
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = tcp.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(tcp, app).await });
+
+    let secret = b"0123456789abcdef-shared";
+    let h = hook(&format!("http://{addr}/u"), None, None)
+        .signed(secret)
+        .with_retries(3);
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    h.enqueue(
+        serde_json::json!({"username": "team/ann"}),
+        Box::new(move |res, attempts| {
+            let _ = tx.send((res.map_err(|e| e.to_string()), attempts));
+        }),
+    );
+    let (res, attempts) = tokio::time::timeout(Duration::from_secs(20), rx)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((res, attempts), (Ok(200), 3));
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 3);
+    for (ts, sig, body) in &seen {
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret).unwrap();
+        mac.update(format!("{ts}.{body}").as_bytes());
+        let want: String = mac
+            .finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(sig, &format!("sha256={want}"));
+        let age = windsock::metrics::now_unix() - ts.parse::<f64>().unwrap();
+        assert!((0.0..60.0).contains(&age), "timestamp {ts}");
+    }
+    // A 4xx is the receiver refusing: not retried.
+    let (addr, log) = http_receiver(StatusCode::FORBIDDEN).await;
+    let h = hook(&format!("http://{addr}/u"), None, None).with_retries(3);
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    h.enqueue(
+        serde_json::json!({}),
+        Box::new(move |res, attempts| {
+            let _ = tx.send((res.is_err(), attempts));
+        }),
+    );
+    assert_eq!(rx.await.unwrap(), (true, 1));
+    assert_eq!(log.lock().unwrap().len(), 1);
+}

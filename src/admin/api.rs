@@ -13,11 +13,12 @@
 //! `{"status", "code", "message"}` with stable codes and no internal detail.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Query, Request, State};
+use axum::extract::{ConnectInfo, Extension, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -25,8 +26,9 @@ use axum::routing::get;
 use serde_json::json;
 use tracing::{info, warn};
 
-use super::auth::{Caller, Credentials, FailureLimiter, Tokens, parse_authorization};
-use super::users::{Change, Match, UserError, UserPatch, UserStore};
+use super::auth::{Caller, Credentials, FailureLimiter, Principal, Tokens, parse_authorization};
+use super::users::{Change, Match, UserError, UserPatch, UserStore, check_text};
+use crate::config::Scope;
 use crate::metrics::Store;
 
 /// Shared state of the admin handlers.
@@ -40,6 +42,12 @@ pub struct AdminState {
     pub basic: bool,
     /// Role a basic-auth caller must hold.
     pub required_role: String,
+    /// What basic-auth callers may do.
+    pub basic_scopes: Vec<Scope>,
+    /// The listener serves HTTPS.
+    pub tls: bool,
+    /// Bearer tokens accepted over plain HTTP from other hosts.
+    pub allow_plain_http_tokens: bool,
     /// Failed-attempt limiter.
     pub limiter: Arc<FailureLimiter>,
     /// Where counters go.
@@ -105,6 +113,7 @@ impl From<UserError> for ApiError {
     fn from(e: UserError) -> ApiError {
         let status = match &e {
             UserError::NotFound(_) => StatusCode::NOT_FOUND,
+            UserError::Forbidden(_) => StatusCode::FORBIDDEN,
             UserError::Ambiguous(_)
             | UserError::UsernameTaken(_)
             | UserError::EmailTaken(_)
@@ -171,97 +180,223 @@ fn client_ip(req: &Request) -> std::net::IpAddr {
     }
 }
 
-/// Authenticates every request before routing; rate-limits failures.
+/// A refused request: counted (and, for guesses, charged to the limiter)
+/// by the caller; this makes the answer.
+fn refuse(
+    s: &AdminState,
+    ip: IpAddr,
+    reason: &'static str,
+    status: StatusCode,
+    message: &str,
+) -> ApiError {
+    s.metrics
+        .add("windsock_admin_auth_failures", &[("reason", reason)], 1.0);
+    warn!(client = %ip, reason, "Admin API: request refused.");
+    ApiError::new(status, reason, message)
+}
+
+/// Authenticates every request before routing, and audits it after.
 async fn authenticate(State(s): State<AdminState>, mut req: Request, next: Next) -> Response {
     let ip = client_ip(&req);
-    let fail = |reason: &'static str, status: StatusCode, message: &str| {
-        s.metrics
-            .add("windsock_admin_auth_failures", &[("reason", reason)], 1.0);
-        warn!(client = %ip, reason, "Admin API: authentication failed.");
-        ApiError::new(status, reason, message).into_response()
-    };
-    if s.limiter.blocked(ip) {
-        return fail(
-            "rate_limited",
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many failed attempts; try again later",
-        );
-    }
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let subject = audit_subject(req.uri().query());
     let creds = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(parse_authorization);
-    let caller = match creds {
-        None => {
-            s.limiter.fail(ip);
-            return fail(
-                "missing_credentials",
-                StatusCode::UNAUTHORIZED,
-                "authentication required",
-            );
+    let local = peer_is_local(&req);
+    let (actor, resp) = match identify(&s, creds, ip, local).await {
+        Ok(p) => {
+            let label = p.caller.label();
+            req.extensions_mut().insert(p);
+            (label, next.run(req).await)
         }
-        Some(Credentials::Bearer(token)) => match s.tokens.check(&token) {
-            Some(name) => Caller::Token { name },
-            None => {
-                s.limiter.fail(ip);
-                return fail("bad_token", StatusCode::UNAUTHORIZED, "invalid credentials");
-            }
-        },
-        Some(Credentials::Basic { .. }) if !s.basic => {
-            s.limiter.fail(ip);
-            return fail(
-                "basic_disabled",
-                StatusCode::UNAUTHORIZED,
-                "basic authentication is not enabled",
-            );
-        }
-        Some(Credentials::Basic { username, password }) => {
-            // Counted before the (slow) check, so parallel guesses cannot
-            // get past the limit; a success takes the count back.
-            s.limiter.fail(ip);
-            match s
-                .users
-                .authenticate(&username, &password, s.hash_method())
-                .await
-            {
-                Ok(Some(user)) if user.has_role(&s.required_role) => {
-                    s.limiter.forgive(ip);
-                    Caller::User {
-                        id: user.id,
-                        username: user.username,
-                    }
-                }
-                Ok(Some(_)) => {
-                    return fail(
-                        "forbidden_role",
-                        StatusCode::FORBIDDEN,
-                        "the user lacks the role the admin API requires",
-                    );
-                }
-                Ok(None) => {
-                    return fail(
-                        "bad_password",
-                        StatusCode::UNAUTHORIZED,
-                        "invalid credentials",
-                    );
-                }
-                Err(e) => {
-                    s.limiter.forgive(ip);
-                    return ApiError::from(e).into_response();
-                }
-            }
-        }
+        Err(e) => ("-".to_owned(), e.into_response()),
     };
-    req.extensions_mut().insert(caller);
-    next.run(req).await
+    info!(
+        target: "windsock::audit",
+        actor = %esc(&actor),
+        client = %ip,
+        method = %method,
+        path = %esc(&path),
+        username = %esc(&subject),
+        status = resp.status().as_u16(),
+        "Admin request."
+    );
+    resp
+}
+
+/// The `username` (or search `q`) of a request, for its audit line.
+fn audit_subject(query: Option<&str>) -> String {
+    url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .find(|(k, _)| k == "username" || k == "q")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+/// Control characters and quotes escaped, so no value can forge or break a
+/// log line.
+pub fn esc(s: &str) -> String {
+    s.escape_debug().to_string()
+}
+
+/// Who is calling, from the `Authorization` header. Missing credentials
+/// are no failed attempt (a health check is not an attack); a valid token
+/// passes whatever the limiter says (tokens cannot be guessed).
+async fn identify(
+    s: &AdminState,
+    creds: Option<Credentials>,
+    ip: IpAddr,
+    local: bool,
+) -> Result<Principal, ApiError> {
+    match creds {
+        None => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "missing_credentials",
+            "authentication required",
+        )),
+        Some(Credentials::Bearer(token)) => bearer(s, &token, ip, local),
+        Some(Credentials::Basic { username, password }) => basic(s, &username, &password, ip).await,
+    }
+}
+
+fn bearer(s: &AdminState, token: &str, ip: IpAddr, local: bool) -> Result<Principal, ApiError> {
+    if !s.tls && !local && !s.allow_plain_http_tokens {
+        return Err(refuse(
+            s,
+            ip,
+            "tls_required",
+            StatusCode::FORBIDDEN,
+            "bearer tokens are refused over plain HTTP from another host: use HTTPS \
+             ([admin.tls]) or, behind a TLS proxy, set admin.auth.allow_plain_http_tokens",
+        ));
+    }
+    if let Some(p) = s.tokens.check(token) {
+        return Ok(p);
+    }
+    let key = (ip, None);
+    if s.limiter.blocked(&key) {
+        return Err(refuse(
+            s,
+            ip,
+            "rate_limited",
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many failed attempts; try again later",
+        ));
+    }
+    s.limiter.fail(key);
+    Err(refuse(
+        s,
+        ip,
+        "bad_token",
+        StatusCode::UNAUTHORIZED,
+        "invalid credentials",
+    ))
+}
+
+async fn basic(
+    s: &AdminState,
+    username: &str,
+    password: &str,
+    ip: IpAddr,
+) -> Result<Principal, ApiError> {
+    let key = (ip, Some(username.to_lowercase()));
+    if s.limiter.blocked(&key) {
+        return Err(refuse(
+            s,
+            ip,
+            "rate_limited",
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many failed attempts; try again later",
+        ));
+    }
+    // Counted before the (slow) check, so parallel guesses cannot get past
+    // the limit; only a success takes the count back.
+    s.limiter.fail(key.clone());
+    let bad = |reason, status, message| Err(refuse(s, ip, reason, status, message));
+    if !s.basic {
+        return bad(
+            "basic_disabled",
+            StatusCode::UNAUTHORIZED,
+            "basic authentication is not enabled",
+        );
+    }
+    // Control characters never reach the database (a NUL fails the query
+    // on PostgreSQL): a bad name, and a counted failure.
+    if check_text("username", username).is_err() {
+        return bad(
+            "bad_username",
+            StatusCode::UNAUTHORIZED,
+            "invalid credentials",
+        );
+    }
+    let user = match s
+        .users
+        .authenticate(username, password, s.hash_method())
+        .await
+    {
+        Ok(Some(user)) => user,
+        Ok(None) => {
+            return bad(
+                "bad_password",
+                StatusCode::UNAUTHORIZED,
+                "invalid credentials",
+            );
+        }
+        Err(e) => return Err(ApiError::from(e)),
+    };
+    if !user.has_role(&s.required_role) {
+        return bad(
+            "forbidden_role",
+            StatusCode::FORBIDDEN,
+            "the user lacks the role the admin API requires",
+        );
+    }
+    s.limiter.forgive(&key);
+    Ok(Principal {
+        roles: user.roles.iter().map(|r| r.name.clone()).collect(),
+        caller: Caller::User {
+            id: user.id,
+            username: user.username,
+        },
+        scopes: s.basic_scopes.clone(),
+    })
+}
+
+/// Whether the peer is this host (a loopback address).
+fn peer_is_local(req: &Request) -> bool {
+    req.extensions()
+        .get::<ConnectInfo<super::server::Peer>>()
+        .is_some_and(|c| {
+            let ip = c.0.0.ip();
+            ip.is_loopback()
+                || matches!(ip, IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()))
+        })
+}
+
+/// 403 unless the caller holds `scope`.
+fn require(p: &Principal, scope: Scope) -> Result<(), ApiError> {
+    if p.may(scope) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "insufficient_scope",
+            format!("{} lacks the `{}` scope", p.caller.label(), scope.name()),
+        ))
+    }
 }
 
 type Params = Query<HashMap<String, String>>;
 
 fn username(p: &HashMap<String, String>) -> Result<&str, ApiError> {
     match p.get("username") {
-        Some(u) if !u.is_empty() => Ok(u),
+        Some(u) if !u.is_empty() => {
+            check_text("username", u)?;
+            Ok(u)
+        }
         _ => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "missing_username",
@@ -296,8 +431,13 @@ fn finish(s: &AdminState, op: &'static str, res: Result<Response, ApiError>) -> 
     resp
 }
 
-async fn get_user(State(s): State<AdminState>, Query(p): Params) -> Response {
+async fn get_user(
+    State(s): State<AdminState>,
+    Extension(who): Extension<Principal>,
+    Query(p): Params,
+) -> Response {
     let res = async {
+        require(&who, Scope::Read)?;
         let user = s.users.get(username(&p)?).await?;
         Ok(axum::Json(user).into_response())
     }
@@ -305,9 +445,21 @@ async fn get_user(State(s): State<AdminState>, Query(p): Params) -> Response {
     finish(&s, "get", res)
 }
 
-async fn search(State(s): State<AdminState>, Query(p): Params) -> Response {
+async fn search(
+    State(s): State<AdminState>,
+    Extension(who): Extension<Principal>,
+    Query(p): Params,
+) -> Response {
     let res = async {
+        require(&who, Scope::Read)?;
         let q = p.get("q").map(String::as_str).unwrap_or("");
+        if q.chars().any(char::is_control) {
+            return Err(UserError::Invalid {
+                field: "q".into(),
+                message: "contains control characters".into(),
+            }
+            .into());
+        }
         let how: Match = match p.get("match").map(String::as_str) {
             None | Some("contains") => Match::Contains,
             Some("prefix") => Match::Prefix,
@@ -411,10 +563,10 @@ fn audit(
     match res {
         Ok(c) => info!(
             target: "windsock::audit",
-            actor = %caller.label(),
+            actor = %esc(&caller.label()),
             action,
             outcome,
-            username = %target,
+            username = %esc(target),
             before = %serde_json::to_string(&c.before).unwrap_or_default(),
             after = %c.after.as_ref().map(|a| serde_json::to_string(a).unwrap_or_default()).unwrap_or_default(),
             password_changed = c.password_changed,
@@ -422,23 +574,14 @@ fn audit(
         ),
         Err(e) => info!(
             target: "windsock::audit",
-            actor = %caller.label(),
+            actor = %esc(&caller.label()),
             action,
             outcome,
-            username = %target,
+            username = %esc(target),
             code = e.code(),
             "Admin change not made."
         ),
     }
-}
-
-fn caller_of(req: &Request) -> Caller {
-    req.extensions()
-        .get::<Caller>()
-        .cloned()
-        .unwrap_or(Caller::Token {
-            name: "unknown".to_owned(),
-        })
 }
 
 fn change_response(c: Change, ok: StatusCode) -> Response {
@@ -460,8 +603,13 @@ fn change_response(c: Change, ok: StatusCode) -> Response {
     }
 }
 
-async fn patch_user(State(s): State<AdminState>, Query(p): Params, req: Request) -> Response {
-    let caller = caller_of(&req);
+async fn patch_user(
+    State(s): State<AdminState>,
+    Extension(who): Extension<Principal>,
+    Query(p): Params,
+    req: Request,
+) -> Response {
+    let caller = who.caller.clone();
     let res = async {
         let name = username(&p)?.to_owned();
         let dry_run = s.dry_run || flag(&p, "dry_run")?;
@@ -478,9 +626,15 @@ async fn patch_user(State(s): State<AdminState>, Query(p): Params, req: Request)
             }
             None => patch,
         };
+        if patch.roles.is_some() {
+            require(&who, Scope::Roles)?;
+        }
+        if !patch.without_roles().is_empty() {
+            require(&who, Scope::Write)?;
+        }
         let res = s
             .users
-            .patch(&name, patch, caller.user_id(), s.hash_method(), dry_run)
+            .patch(&name, patch, &who.actor(), s.hash_method(), dry_run)
             .await;
         audit(&s, &caller, "update", &name, &res);
         Ok(change_response(res?, StatusCode::OK))
@@ -489,12 +643,17 @@ async fn patch_user(State(s): State<AdminState>, Query(p): Params, req: Request)
     finish(&s, "patch", res)
 }
 
-async fn delete_user(State(s): State<AdminState>, Query(p): Params, req: Request) -> Response {
-    let caller = caller_of(&req);
+async fn delete_user(
+    State(s): State<AdminState>,
+    Extension(who): Extension<Principal>,
+    Query(p): Params,
+) -> Response {
+    let caller = who.caller.clone();
     let res = async {
+        require(&who, Scope::Delete)?;
         let name = username(&p)?.to_owned();
         let dry_run = s.dry_run || flag(&p, "dry_run")?;
-        let res = s.users.delete(&name, caller.user_id(), dry_run).await;
+        let res = s.users.delete(&name, &who.actor(), dry_run).await;
         audit(&s, &caller, "delete", &name, &res);
         Ok(change_response(res?, StatusCode::NO_CONTENT))
     }

@@ -11,7 +11,8 @@ use base64::Engine as _;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq as _;
 
-use crate::config::TokenSettings;
+use super::users::{Actor, Reach};
+use crate::config::{Scope, TokenSettings};
 
 /// The authenticated caller, as the audit log names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,10 +54,36 @@ pub fn hash_token(token: &str) -> String {
     crate::digest::sha256_hex(token.as_bytes(), 32)
 }
 
+/// An authenticated caller and what it may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// Who it is.
+    pub caller: Caller,
+    /// What it may do.
+    pub scopes: Vec<Scope>,
+    /// The Airflow roles it acts with (a user's own, a token's configured).
+    pub roles: Vec<String>,
+}
+
+impl Principal {
+    /// Whether it holds `scope`.
+    pub fn may(&self, scope: Scope) -> bool {
+        self.scopes.contains(&scope)
+    }
+
+    /// The actor of the changes it makes.
+    pub fn actor(&self) -> Actor {
+        Actor {
+            user_id: self.caller.user_id(),
+            reach: Reach::of(&self.roles),
+        }
+    }
+}
+
 /// The configured tokens.
 #[derive(Debug, Clone, Default)]
 pub struct Tokens {
-    entries: Vec<(String, [u8; 32])>,
+    entries: Vec<([u8; 32], Principal)>,
 }
 
 impl Tokens {
@@ -70,20 +97,27 @@ impl Tokens {
                     let hex = std::str::from_utf8(chunk).ok()?;
                     *out.get_mut(i)? = u8::from_str_radix(hex, 16).ok()?;
                 }
-                Some((t.name.clone(), out))
+                let principal = Principal {
+                    caller: Caller::Token {
+                        name: t.name.clone(),
+                    },
+                    scopes: t.scopes.clone(),
+                    roles: t.roles.clone(),
+                };
+                Some((out, principal))
             })
             .collect();
         Tokens { entries }
     }
 
-    /// The name of the token `presented` is, comparing against every entry
-    /// in constant time.
-    pub fn check(&self, presented: &str) -> Option<String> {
+    /// The token `presented` is, comparing against every entry in constant
+    /// time.
+    pub fn check(&self, presented: &str) -> Option<Principal> {
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
         let mut found = None;
-        for (name, stored) in &self.entries {
+        for (stored, principal) in &self.entries {
             if bool::from(digest.ct_eq(stored)) {
-                found = Some(name.clone());
+                found = Some(principal.clone());
             }
         }
         found
@@ -126,12 +160,17 @@ pub fn parse_authorization(value: &str) -> Option<Credentials> {
     None
 }
 
-/// Failed attempts per client address in a fixed window.
+/// Whose failures are counted together: a client address, with the
+/// username for basic auth (lower-cased, as FAB matches it), so one client
+/// guessing one name does not lock out others behind the same address.
+pub type LimitKey = (IpAddr, Option<String>);
+
+/// Failed attempts per [`LimitKey`] in a fixed window.
 #[derive(Debug)]
 pub struct FailureLimiter {
     max: u32,
     window: Duration,
-    clients: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+    clients: Mutex<HashMap<LimitKey, (Instant, u32)>>,
 }
 
 /// Clients remembered at most; older windows are dropped beyond this.
@@ -147,29 +186,29 @@ impl FailureLimiter {
         }
     }
 
-    /// Whether `ip` used up its failures in the current window.
-    pub fn blocked(&self, ip: IpAddr) -> bool {
+    /// Whether `key` used up its failures in the current window.
+    pub fn blocked(&self, key: &LimitKey) -> bool {
         let map = self.clients.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(&ip)
+        map.get(key)
             .is_some_and(|(start, n)| start.elapsed() < self.window && *n >= self.max)
     }
 
-    /// Takes back one counted attempt of `ip` (it succeeded).
-    pub fn forgive(&self, ip: IpAddr) {
+    /// Takes back one counted attempt of `key` (it succeeded).
+    pub fn forgive(&self, key: &LimitKey) {
         let mut map = self.clients.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(entry) = map.get_mut(&ip) {
+        if let Some(entry) = map.get_mut(key) {
             entry.1 = entry.1.saturating_sub(1);
         }
     }
 
-    /// Records a failure of `ip`.
-    pub fn fail(&self, ip: IpAddr) {
+    /// Records a failure of `key`.
+    pub fn fail(&self, key: LimitKey) {
         let mut map = self.clients.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() >= MAX_CLIENTS {
             let window = self.window;
             map.retain(|_, (start, _)| start.elapsed() < window);
         }
-        let entry = map.entry(ip).or_insert((Instant::now(), 0));
+        let entry = map.entry(key).or_insert((Instant::now(), 0));
         if entry.0.elapsed() >= self.window {
             *entry = (Instant::now(), 0);
         }
@@ -186,8 +225,12 @@ mod tests {
         let t = Tokens::new(&[TokenSettings {
             name: "ci".into(),
             sha256: hash_token("s3cret"),
+            scopes: vec![Scope::Read],
+            roles: vec![],
         }]);
-        assert_eq!(t.check("s3cret").as_deref(), Some("ci"));
+        let p = t.check("s3cret").unwrap();
+        assert_eq!(p.caller.label(), "token:ci");
+        assert!(p.may(Scope::Read) && !p.may(Scope::Write));
         assert_eq!(t.check("s3cret "), None);
         assert_eq!(t.check(""), None);
         // A well-known vector: SHA-256("abc").
@@ -221,15 +264,17 @@ mod tests {
     fn limiter_blocks_after_max_failures() {
         let l = FailureLimiter::new(2, Duration::from_secs(60));
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
-        assert!(!l.blocked(ip));
-        l.fail(ip);
-        assert!(!l.blocked(ip));
-        l.fail(ip);
-        assert!(l.blocked(ip));
-        assert!(!l.blocked("127.0.0.2".parse().unwrap()));
+        let key = (ip, Some("admin".to_owned()));
+        assert!(!l.blocked(&key));
+        l.fail(key.clone());
+        assert!(!l.blocked(&key));
+        l.fail(key.clone());
+        assert!(l.blocked(&key));
+        assert!(!l.blocked(&(ip, Some("alice".to_owned()))));
+        assert!(!l.blocked(&("127.0.0.2".parse().unwrap(), Some("admin".to_owned()))));
         let short = FailureLimiter::new(1, Duration::from_millis(1));
-        short.fail(ip);
+        short.fail(key.clone());
         std::thread::sleep(Duration::from_millis(5));
-        assert!(!short.blocked(ip));
+        assert!(!short.blocked(&key));
     }
 }

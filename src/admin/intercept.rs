@@ -130,15 +130,27 @@ pub fn compile(settings: &InterceptSettings) -> Result<Vec<Rule>, String> {
                     timeout,
                     proxy,
                     ca_file,
-                } => Rule::Webhook(
-                    super::webhook::Webhook::new(
+                    secret_file,
+                    secret_env,
+                    retries,
+                } => {
+                    let hook = super::webhook::Webhook::new(
                         url::Url::parse(url).map_err(|e| format!("webhook url: {e}"))?,
                         *timeout,
                         proxy.as_deref(),
                         ca_file.as_deref(),
                     )
-                    .map_err(|e| e.to_string())?,
-                ),
+                    .map_err(|e| e.to_string())?
+                    .with_retries(*retries);
+                    let secret = crate::config::webhook_secret(
+                        secret_file.as_deref(),
+                        secret_env.as_deref(),
+                    )?;
+                    Rule::Webhook(match secret {
+                        Some(s) => hook.signed(&s),
+                        None => hook,
+                    })
+                }
             })
         })
         .collect()
@@ -421,7 +433,44 @@ impl Interceptor {
         }
     }
 
-    /// Runs the rules on user `id` in one transaction, then the webhooks.
+    /// What the webhook's delivery task reports when it is done with the
+    /// event about `username`: an audit line and a counter.
+    fn webhook_report(&self, host: &str, username: &str) -> super::webhook::Report {
+        let (metrics, host, username, dry_run) = (
+            self.metrics.clone(),
+            host.to_owned(),
+            username.to_owned(),
+            self.dry_run,
+        );
+        Box::new(move |res, attempts| {
+            let (outcome, detail) = match res {
+                Ok(status) => ("notified", format!("{host} answered {status}")),
+                Err(e @ super::webhook::WebhookError::QueueFull { .. }) => {
+                    ("dropped", e.to_string())
+                }
+                Err(e) => ("failed", e.to_string()),
+            };
+            metrics.add(
+                "windsock_intercept_actions",
+                &[("rule", "webhook"), ("outcome", outcome)],
+                1.0,
+            );
+            info!(
+                target: "windsock::audit",
+                actor = "intercept",
+                action = "webhook",
+                outcome,
+                username = %super::api::esc(&username),
+                detail = %detail,
+                attempts,
+                dry_run,
+                "New-user webhook delivered."
+            );
+        })
+    }
+
+    /// Runs the rules on user `id` in one transaction, then queues the
+    /// webhooks' events.
     pub async fn process(&self, id: i64) -> Result<Vec<Action>, UserError> {
         let mut tx = self.users.begin().await?;
         let res = self.apply_all(&mut tx, id).await;
@@ -442,19 +491,12 @@ impl Interceptor {
                     "actions": actions,
                     "dry_run": self.dry_run,
                 });
-                let a = match hook.post_json(&event).await {
-                    Ok(status) => Action {
-                        rule: "webhook",
-                        outcome: "notified",
-                        detail: format!("{} answered {status}", hook.host()),
-                    },
-                    Err(e) => Action {
-                        rule: "webhook",
-                        outcome: "failed",
-                        detail: e.to_string(),
-                    },
-                };
-                actions.push(a);
+                hook.enqueue(event, self.webhook_report(hook.host(), &original));
+                actions.push(Action {
+                    rule: "webhook",
+                    outcome: "queued",
+                    detail: hook.host().to_owned(),
+                });
             }
         }
         for a in &actions {
@@ -468,7 +510,7 @@ impl Interceptor {
                 actor = "intercept",
                 action = a.rule,
                 outcome = a.outcome,
-                username = %original,
+                username = %super::api::esc(&original),
                 detail = %a.detail,
                 dry_run = self.dry_run,
                 "New-user rule applied."

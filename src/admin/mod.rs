@@ -83,7 +83,10 @@ pub fn build(config: &ValidatedConfig, metrics: &Arc<Store>) -> Result<Option<Ad
                 users: users.clone(),
                 tokens: Arc::new(auth::Tokens::new(&a.auth.tokens)),
                 basic: a.auth.basic,
-                required_role: a.auth.required_role.clone(),
+                required_role: a.auth.required_role.trim().to_owned(),
+                basic_scopes: a.auth.basic_scopes.clone(),
+                tls: tls.is_some(),
+                allow_plain_http_tokens: a.auth.allow_plain_http_tokens,
                 limiter: Arc::new(auth::FailureLimiter::new(
                     a.auth.max_failures,
                     a.auth.failure_window,

@@ -64,13 +64,19 @@ impl Method {
     }
 }
 
+/// Largest pbkdf2 iteration count and scrypt cost accepted in a stored
+/// hash (werkzeug's defaults are 1,000,000 and 2^15).
+const MAX_ITERATIONS: u32 = 10_000_000;
+const MAX_SCRYPT_N: u32 = 1 << 20;
+
 fn derive(method: &str, salt: &str, password: &str) -> Result<Vec<u8>, HashError> {
     let parts: Vec<&str> = method.split(':').collect();
     let num = |s: &str| s.parse::<u32>().map_err(|_| HashError::Malformed);
     match parts.as_slice() {
         ["pbkdf2", digest, iterations] => {
             let iterations = num(iterations)?;
-            if iterations == 0 {
+            // werkzeug writes 260k-1M; far more is a hash made to stall us.
+            if iterations == 0 || iterations > MAX_ITERATIONS {
                 return Err(HashError::Malformed);
             }
             match *digest {
@@ -101,7 +107,7 @@ fn derive(method: &str, salt: &str, password: &str) -> Result<Vec<u8>, HashError
         }
         ["scrypt", n, r, p] => {
             let (n, r, p) = (num(n)?, num(r)?, num(p)?);
-            if !n.is_power_of_two() || n < 2 {
+            if !n.is_power_of_two() || !(2..=MAX_SCRYPT_N).contains(&n) || r > 64 || p > 16 {
                 return Err(HashError::Malformed);
             }
             let params = scrypt::Params::new(n.trailing_zeros() as u8, r, p, 64)

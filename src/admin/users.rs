@@ -51,6 +51,9 @@ pub enum UserError {
     /// A caller tried to delete itself.
     #[error("refused: a caller cannot delete its own user")]
     SelfDelete,
+    /// The caller's roles do not reach that far.
+    #[error("refused: {0}")]
+    Forbidden(String),
     /// The FAB tables are not there (Airflow 3 without the FAB auth manager).
     #[error("this Airflow database has no FAB user tables (ab_user)")]
     NoFabTables,
@@ -71,6 +74,7 @@ impl UserError {
             UserError::Invalid { .. } => "invalid_field",
             UserError::LastAdmin(_) => "last_admin",
             UserError::SelfDelete => "self_delete",
+            UserError::Forbidden(_) => "forbidden",
             UserError::NoFabTables => "no_fab_tables",
             UserError::Db(DbError::Timeout { .. }) => "database_timeout",
             UserError::Db(_) => "database_error",
@@ -203,7 +207,16 @@ impl UserPatch {
         Ok(out)
     }
 
-    fn is_empty(&self) -> bool {
+    /// The patch without its `roles` (what needs the `write` scope).
+    pub fn without_roles(&self) -> UserPatch {
+        UserPatch {
+            roles: None,
+            ..self.clone()
+        }
+    }
+
+    /// Whether it names no field.
+    pub fn is_empty(&self) -> bool {
         self.first_name.is_none()
             && self.last_name.is_none()
             && self.username.is_none()
@@ -254,6 +267,76 @@ pub fn check_text(field: &str, v: &str) -> Result<(), UserError> {
     }
     Ok(())
 }
+
+/// How far a caller's roles reach: an Admin reaches every user and role;
+/// anyone else only users whose roles it holds all of, and only those roles
+/// to grant or take (so nobody makes anyone more than itself). Airflow's
+/// built-in roles nest (each has the permissions of the ones below it:
+/// Op ⊃ User ⊃ Viewer ⊃ Public), so holding one reaches those below.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reach {
+    /// An Admin.
+    All,
+    /// The caller's roles, with the built-in ones below them.
+    Within(Vec<String>),
+}
+
+/// Airflow's built-in roles below Admin, highest first.
+const BUILT_IN: [&str; 4] = ["Op", "User", "Viewer", "Public"];
+
+impl Reach {
+    /// From the roles a caller acts with.
+    pub fn of(roles: &[String]) -> Reach {
+        if roles.iter().any(|r| r == ADMIN_ROLE) {
+            return Reach::All;
+        }
+        let mut own = roles.to_vec();
+        if let Some(top) = BUILT_IN.iter().position(|b| roles.iter().any(|r| r == b)) {
+            own.extend(BUILT_IN[top..].iter().map(|b| (*b).to_owned()));
+        }
+        own.sort();
+        own.dedup();
+        Reach::Within(own)
+    }
+
+    fn holds(&self, role: &str) -> bool {
+        match self {
+            Reach::All => true,
+            Reach::Within(own) => own.iter().any(|r| r == role),
+        }
+    }
+
+    /// Whether the caller may change or delete `user`.
+    fn check_target(&self, user: &User) -> Result<(), UserError> {
+        match user.roles.iter().find(|r| !self.holds(&r.name)) {
+            None => Ok(()),
+            Some(r) => Err(UserError::Forbidden(format!(
+                "`{}` holds role {}, which the caller does not",
+                user.username, r.name
+            ))),
+        }
+    }
+
+    /// Whether the caller may turn `before`'s roles into `after`.
+    fn check_roles(&self, before: &User, after: &[RoleRef]) -> Result<(), UserError> {
+        let added = after.iter().filter(|r| !before.has_role(&r.name));
+        let removed = before
+            .roles
+            .iter()
+            .filter(|r| !after.iter().any(|a| a.name == r.name));
+        match added.chain(removed).find(|r| !self.holds(&r.name)) {
+            None => Ok(()),
+            Some(r) => Err(UserError::Forbidden(format!(
+                "the caller cannot grant or take role {}, which it does not hold",
+                r.name
+            ))),
+        }
+    }
+}
+
+/// Attempts of one change when concurrent transactions abort it (a
+/// deadlock between two last-Admin checks on PostgreSQL, say).
+const ATTEMPTS: u32 = 3;
 
 /// One page of a search.
 #[derive(Debug, Clone, Serialize)]
@@ -596,7 +679,7 @@ impl UserStore {
         &self,
         username: &str,
         patch: UserPatch,
-        changed_by: Option<i64>,
+        by: &Actor,
         method: Method,
         dry_run: bool,
     ) -> Result<Change, UserError> {
@@ -604,9 +687,13 @@ impl UserStore {
         if patch.is_empty() {
             return Err(UserError::invalid("body", "names no field to change"));
         }
-        let mut tx = self.db.begin().await?;
-        let res = Self::patch_in(&mut tx, username, &patch, changed_by, method).await;
-        end(tx, res, !dry_run).await.map(|(before, after)| Change {
+        let (before, after) = retry_conflicts(|| async {
+            let mut tx = self.db.begin().await?;
+            let res = Self::patch_in(&mut tx, username, &patch, by, method).await;
+            end(tx, res, !dry_run).await
+        })
+        .await?;
+        Ok(Change {
             before,
             after: Some(after),
             password_changed: patch.password.is_some(),
@@ -618,10 +705,15 @@ impl UserStore {
         tx: &mut WriteTx,
         username: &str,
         patch: &UserPatch,
-        changed_by: Option<i64>,
+        by: &Actor,
         method: Method,
     ) -> Result<(User, User), UserError> {
         let before = Self::find_in(tx, username, true).await?;
+        by.reach.check_target(&before)?;
+        if let Some(roles) = &patch.roles {
+            by.reach.check_roles(&before, roles)?;
+        }
+        let changed_by = by.user_id;
         let id = before.id;
         let d = tx.dialect();
 
@@ -721,12 +813,16 @@ impl UserStore {
     pub async fn delete(
         &self,
         username: &str,
-        caller_id: Option<i64>,
+        by: &Actor,
         dry_run: bool,
     ) -> Result<Change, UserError> {
-        let mut tx = self.db.begin().await?;
-        let res = Self::delete_in(&mut tx, username, caller_id).await;
-        end(tx, res, !dry_run).await.map(|before| Change {
+        let before = retry_conflicts(|| async {
+            let mut tx = self.db.begin().await?;
+            let res = Self::delete_in(&mut tx, username, by).await;
+            end(tx, res, !dry_run).await
+        })
+        .await?;
+        Ok(Change {
             before,
             after: None,
             password_changed: false,
@@ -734,15 +830,12 @@ impl UserStore {
         })
     }
 
-    async fn delete_in(
-        tx: &mut WriteTx,
-        username: &str,
-        caller_id: Option<i64>,
-    ) -> Result<User, UserError> {
+    async fn delete_in(tx: &mut WriteTx, username: &str, by: &Actor) -> Result<User, UserError> {
         let before = Self::find_in(tx, username, true).await?;
-        if caller_id == Some(before.id) {
+        if by.user_id == Some(before.id) {
             return Err(UserError::SelfDelete);
         }
+        by.reach.check_target(&before)?;
         if before.active
             && before.has_role(ADMIN_ROLE)
             && Self::other_active_admins(tx, before.id).await? == 0
@@ -861,8 +954,50 @@ impl UserStore {
             (None, dummy_hash(method).to_owned())
         };
         let pw = pw.to_owned();
-        let ok = check_password(stored, pw).await;
+        let ok = check_password(stored, pw, method).await;
         Ok(user.filter(|_| ok))
+    }
+}
+
+/// Who makes a change: the `ab_user.id` of a basic-auth caller (for
+/// `changed_by_fk` and the self-delete check) and how far its roles reach.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    /// The caller's own user, if it is one.
+    pub user_id: Option<i64>,
+    /// What it may touch.
+    pub reach: Reach,
+}
+
+impl Actor {
+    /// An actor that reaches everything and is no user (the interception
+    /// rules, tests).
+    pub fn system() -> Actor {
+        Actor {
+            user_id: None,
+            reach: Reach::All,
+        }
+    }
+}
+
+/// Runs `attempt` again (up to [`ATTEMPTS`] times, after a short random
+/// pause) while the database aborts it for a concurrent transaction.
+async fn retry_conflicts<T, F, Fut>(mut attempt: F) -> Result<T, UserError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, UserError>>,
+{
+    let mut n = 1;
+    loop {
+        match attempt().await {
+            Err(UserError::Db(DbError::Conflict(msg))) if n < ATTEMPTS => {
+                tracing::info!(attempt = n, error = %msg, "Admin change aborted by a concurrent one; retrying.");
+                let pause = rand::random::<u64>() % 50 + 10 * u64::from(n);
+                tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+                n += 1;
+            }
+            other => return other,
+        }
     }
 }
 
@@ -871,15 +1006,23 @@ impl UserStore {
 /// and never more than this many together.
 const MAX_HASHING: usize = 2;
 
-async fn check_password(stored: String, pw: String) -> bool {
+async fn check_password(stored: String, pw: String, method: Method) -> bool {
     static PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
     let permits = PERMITS.get_or_init(|| tokio::sync::Semaphore::new(MAX_HASHING));
     let Ok(_permit) = permits.acquire().await else {
         return false;
     };
-    tokio::task::spawn_blocking(move || password::verify(&stored, &pw).unwrap_or(false))
-        .await
-        .unwrap_or(false)
+    tokio::task::spawn_blocking(move || match password::verify(&stored, &pw) {
+        Ok(ok) => ok,
+        // NULL (LDAP/OAuth users), a foreign format: as costly as a wrong
+        // password, so the answer's timing does not tell such users apart.
+        Err(_) => {
+            let _ = password::verify(dummy_hash(method), &pw);
+            false
+        }
+    })
+    .await
+    .unwrap_or(false)
 }
 
 /// A hash of a random password in `method`, made once per method.
@@ -932,6 +1075,19 @@ fn no_fab(e: DbError) -> UserError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn built_in_roles_reach_those_below() {
+        let of = |r: &[&str]| Reach::of(&r.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>());
+        assert_eq!(of(&["Viewer", "Admin"]), Reach::All);
+        let op = of(&["Op"]);
+        assert!(op.holds("User") && op.holds("Viewer") && op.holds("Public"));
+        assert!(!op.holds("Admin"));
+        let custom = of(&["DataTeam", "Viewer"]);
+        assert!(custom.holds("DataTeam") && custom.holds("Public"));
+        assert!(!custom.holds("User") && !custom.holds("Op"));
+        assert_eq!(of(&[]), Reach::Within(vec![]));
+    }
 
     #[test]
     fn like_patterns_escape_wildcards() {

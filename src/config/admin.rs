@@ -66,10 +66,21 @@ pub struct AuthSettings {
     /// Accept HTTP basic auth checked against Airflow's own `ab_user`
     /// password hashes.
     pub basic: bool,
-    /// Role a basic-auth user must hold.
+    /// Role a basic-auth user must hold. Anything but `Admin` needs
+    /// `allow_non_admin_role = true`.
     pub required_role: String,
+    /// Accept a `required_role` other than `Admin`. Such users act with
+    /// their own roles: they may only change users whose roles they all
+    /// hold, and grant or take only those roles.
+    pub allow_non_admin_role: bool,
+    /// What basic-auth users may do (`read`, `write`, `roles`, `delete`).
+    pub basic_scopes: Vec<Scope>,
+    /// Accept bearer tokens over plain HTTP from clients off loopback
+    /// (behind a TLS-terminating proxy). Otherwise such requests get 403.
+    pub allow_plain_http_tokens: bool,
     /// Failed attempts one client may make per `failure_window` before it
-    /// gets 429 without its credentials being checked.
+    /// gets 429 (counted per client address for tokens, per client address
+    /// and username for basic auth). A valid token is never refused for it.
     pub max_failures: u32,
     /// Window of `max_failures`.
     #[serde(with = "humantime_serde_compat")]
@@ -82,6 +93,9 @@ impl Default for AuthSettings {
             tokens: Vec::new(),
             basic: false,
             required_role: "Admin".to_owned(),
+            allow_non_admin_role: false,
+            basic_scopes: Scope::ALL.to_vec(),
+            allow_plain_http_tokens: false,
             max_failures: 5,
             failure_window: Duration::from_secs(60),
         }
@@ -96,6 +110,45 @@ pub struct TokenSettings {
     pub name: String,
     /// Hex SHA-256 of the token.
     pub sha256: String,
+    /// What the token may do: `read` (GET, search), `write` (PATCH of
+    /// names, email, password, active), `roles` (PATCH of roles),
+    /// `delete` (DELETE). Required: there is no default.
+    pub scopes: Vec<Scope>,
+    /// The Airflow roles the token acts with, required with `write`,
+    /// `roles` or `delete`: it may only change users whose roles are all
+    /// in this list, and grant or take only these roles. `["Admin"]` lifts
+    /// both limits.
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+/// One permission of an admin API caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// GET a user, search users.
+    Read,
+    /// PATCH names, email, password, active.
+    Write,
+    /// PATCH roles.
+    Roles,
+    /// DELETE a user.
+    Delete,
+}
+
+impl Scope {
+    /// Every scope.
+    pub const ALL: [Scope; 4] = [Scope::Read, Scope::Write, Scope::Roles, Scope::Delete];
+
+    /// The name used in config and errors.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scope::Read => "read",
+            Scope::Write => "write",
+            Scope::Roles => "roles",
+            Scope::Delete => "delete",
+        }
+    }
 }
 
 /// `[admin.intercept]`
@@ -186,7 +239,44 @@ pub enum RuleSettings {
         /// private CA); the system's store is always trusted.
         #[serde(default)]
         ca_file: Option<std::path::PathBuf>,
+        /// Sign every POST (`X-Windsock-Signature`) with the secret in
+        /// this file (trailing newline ignored).
+        #[serde(default)]
+        secret_file: Option<std::path::PathBuf>,
+        /// Sign with the secret in this environment variable instead.
+        #[serde(default)]
+        secret_env: Option<String>,
+        /// Attempts after the first on no answer, 429 or 5xx (at most 10).
+        #[serde(default = "default_webhook_retries")]
+        retries: u32,
     },
+}
+
+/// The signing secret of a webhook rule, from `secret_file` or
+/// `secret_env`; `None` when neither is set.
+pub fn webhook_secret(
+    file: Option<&std::path::Path>,
+    env: Option<&str>,
+) -> Result<Option<Vec<u8>>, String> {
+    let raw = match (file, env) {
+        (None, None) => return Ok(None),
+        (Some(_), Some(_)) => return Err("set secret_file or secret_env, not both".to_owned()),
+        (Some(path), None) => {
+            std::fs::read(path).map_err(|e| format!("secret_file {}: {e}", path.display()))?
+        }
+        (None, Some(var)) => std::env::var(var)
+            .map_err(|_| format!("secret_env: ${var} is not set"))?
+            .into_bytes(),
+    };
+    let trimmed = raw.trim_ascii_end();
+    if trimmed.len() < 16 {
+        return Err("the webhook secret must be at least 16 bytes".to_owned());
+    }
+    Ok(Some(trimmed.to_vec()))
+}
+
+fn default_webhook_retries() -> u32 {
+    3
 }
 
 impl RuleSettings {

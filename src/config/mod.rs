@@ -24,8 +24,8 @@ mod export;
 pub mod sources;
 pub mod web;
 pub use admin::{
-    AdminSettings, AuthSettings, InterceptSettings, RuleSettings, TlsSettings, TokenSettings,
-    Violation,
+    AdminSettings, AuthSettings, InterceptSettings, RuleSettings, Scope, TlsSettings,
+    TokenSettings, Violation, webhook_secret,
 };
 pub use diagnostics::{
     CardinalitySettings, DeadlineSettings, DiagnosticOverride, DiagnosticsSettings, PerDialectSql,
@@ -771,9 +771,39 @@ impl Settings {
                     "must be the 64 hex digits `windsock admin hash-token` prints, not the token",
                 ));
             }
+            if t.scopes.is_empty() {
+                return Err(ConfigError::key(
+                    key("scopes"),
+                    "say what the token may do: any of \"read\", \"write\", \"roles\", \"delete\"",
+                ));
+            }
+            let writes = t.scopes.iter().any(|s| *s != Scope::Read);
+            if writes && t.roles.iter().all(|r| r.trim().is_empty()) {
+                return Err(ConfigError::key(
+                    key("roles"),
+                    "a token that may change users must name the Airflow roles it acts with \
+                     (roles = [\"Admin\"] for full control)",
+                ));
+            }
         }
-        if a.auth.required_role.trim().is_empty() {
+        let required = a.auth.required_role.trim();
+        if required.is_empty() {
             return Err(ConfigError::key("admin.auth.required_role", "is empty"));
+        }
+        if a.auth.basic && a.auth.basic_scopes.is_empty() {
+            return Err(ConfigError::key(
+                "admin.auth.basic_scopes",
+                "is empty: basic-auth users could do nothing; set basic = false instead",
+            ));
+        }
+        if required != crate::admin::users::ADMIN_ROLE && !a.auth.allow_non_admin_role {
+            return Err(ConfigError::key(
+                "admin.auth.required_role",
+                format!(
+                    "`{required}` is not Admin: set allow_non_admin_role = true to let its \
+                     holders manage the users whose roles they hold"
+                ),
+            ));
         }
         if a.auth.max_failures == 0 || a.auth.failure_window.is_zero() {
             return Err(ConfigError::key(
@@ -856,7 +886,15 @@ impl Settings {
                     timeout,
                     proxy,
                     ca_file,
+                    secret_file,
+                    secret_env,
+                    retries,
                 } => {
+                    admin::webhook_secret(secret_file.as_deref(), secret_env.as_deref())
+                        .map_err(|m| ConfigError::key(key("secret_file"), m))?;
+                    if *retries > 10 {
+                        return Err(ConfigError::key(key("retries"), "must be at most 10"));
+                    }
                     let parsed = url::Url::parse(url)
                         .ok()
                         .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());

@@ -225,10 +225,18 @@ impl Store {
         self.generation.fetch_add(1, Ordering::Release);
     }
 
-    /// Whether every target finished its first round.
+    /// Ready to be scraped: every target finished its first round and at
+    /// least one diagnostic on one target succeeded.
     pub fn ready(&self) -> bool {
         let guard = self.targets.read().unwrap_or_else(|p| p.into_inner());
-        guard.values().all(|t| t.first_round_done)
+        // Every target tried once, and something was really collected: a
+        // windsock whose every query failed has nothing to serve yet. One
+        // target down does not hold the others' metrics back.
+        !guard.is_empty()
+            && guard.values().all(|t| t.first_round_done)
+            && guard
+                .values()
+                .any(|t| t.diagnostics.values().any(|d| d.last_success.is_some()))
     }
 
     /// The detected schema of one target, without copying its state.
@@ -433,7 +441,7 @@ pub const SELF_METRICS: &[SelfMetric] = &[
     },
     SelfMetric {
         name: "windsock_admin_auth_failures",
-        help: "Rejected admin API calls by reason (missing, bad_token, bad_password, forbidden_role, rate_limited)",
+        help: "Refused admin API calls by reason (bad_token, bad_password, bad_username, basic_disabled, forbidden_role, tls_required, rate_limited); requests without credentials are not counted",
         kind: MetricKind::Counter,
         labels: &["reason"],
     },
@@ -445,7 +453,7 @@ pub const SELF_METRICS: &[SelfMetric] = &[
     },
     SelfMetric {
         name: "windsock_intercept_actions",
-        help: "Actions of the new-user interception rules by rule and outcome",
+        help: "Actions of the new-user interception rules by rule and outcome (webhook: queued, then notified, failed or dropped)",
         kind: MetricKind::Counter,
         labels: &["rule", "outcome"],
     },
