@@ -81,8 +81,8 @@ fn password_from_env_not_in_auth_failure() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Hostile URL shapes: a password with unencoded `/`, `?` or `@` (which
-/// breaks URL parsing) and `?password=` in the query string never reach
+/// Hostile URL shapes: a password with unencoded `/` or `?` (read as
+/// SQLAlchemy reads them) and `?password=` in the query string never reach
 /// stderr, whichever command reads them; the query-string form is refused
 /// (exit 64) before anything connects.
 #[test]
