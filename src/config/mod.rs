@@ -539,8 +539,30 @@ impl Settings {
                 .try_parsing(true)
                 .source(Some(vars)),
         );
+        Self::build(
+            builder,
+            file.map_or_else(|| "<env>".to_owned(), |p| p.display().to_string()),
+        )
+    }
+
+    /// Parses a config text alone (no file, no environment): what `load`
+    /// does with a file's content. For tests and the fuzz targets.
+    pub fn from_text(text: &str, yaml: bool) -> Result<Settings, ConfigError> {
+        let format = if yaml {
+            config::FileFormat::Yaml
+        } else {
+            config::FileFormat::Toml
+        };
+        let builder = config::Config::builder().add_source(config::File::from_str(text, format));
+        Self::build(builder, "<text>".to_owned())
+    }
+
+    fn build(
+        builder: config::ConfigBuilder<config::builder::DefaultState>,
+        path: String,
+    ) -> Result<Settings, ConfigError> {
         let built = builder.build().map_err(|e| ConfigError::Read {
-            path: file.map_or_else(|| "<env>".to_owned(), |p| p.display().to_string()),
+            path,
             message: crate::db::url::redact(&e.to_string()),
         })?;
         serde_path_to_error::deserialize::<_, Settings>(built).map_err(|e| {
