@@ -109,13 +109,7 @@ async fn keep_alive(path: std::path::PathBuf) {
     loop {
         tick.tick().await;
         let now = ts(crate::metrics::now_unix());
-        let jobs = sqlx::query(
-            "UPDATE job SET latest_heartbeat = ? WHERE state = 'running' \
-             AND job_type IN ('SchedulerJob', 'TriggererJob', 'DagProcessorJob')",
-        )
-        .bind(&now)
-        .execute(&mut conn)
-        .await;
+        let jobs = beat_components(&mut conn, &now).await;
         let tasks = sqlx::query(
             "UPDATE task_instance SET last_heartbeat_at = ? WHERE state = 'running' \
              AND NOT (dag_id = ? AND task_id = ?)",
@@ -148,9 +142,26 @@ pub async fn create(path: &Path, seed: u64) -> Result<BTreeMap<String, i64>, Dem
     let mut conn = crate::db::open_writable_sqlite(path).await?;
     sqlx::raw_sql(DEMO_SCHEMA_SQL).execute(&mut conn).await?;
     populate(&mut conn, seed, crate::metrics::now_unix()).await?;
+    // Populating takes seconds on a busy machine: the components' heartbeat
+    // is as of now, not of when it began.
+    beat_components(&mut conn, &ts(crate::metrics::now_unix())).await?;
     let counts = table_counts(&mut conn).await?;
     conn.close().await?;
     Ok(counts)
+}
+
+/// The running scheduler, triggerer and dag-processor heartbeat at `now`.
+async fn beat_components(
+    conn: &mut SqliteConnection,
+    now: &str,
+) -> Result<sqlx::sqlite::SqliteQueryResult, sqlx::Error> {
+    sqlx::query(
+        "UPDATE job SET latest_heartbeat = ? WHERE state = 'running' \
+         AND job_type IN ('SchedulerJob', 'TriggererJob', 'DagProcessorJob')",
+    )
+    .bind(now)
+    .execute(conn)
+    .await
 }
 
 async fn table_counts(conn: &mut SqliteConnection) -> Result<BTreeMap<String, i64>, DemoError> {

@@ -682,17 +682,7 @@ fn daemon_serves_the_admin_api_over_tls() {
         "[admin.auth]\nbasic = true\n[[admin.auth.tokens]]\nname = \"e2e\"\nsha256 = \"{sha}\"\nscopes = [\"read\", \"write\"]\nroles = [\"Admin\"]\n"
     ));
     let ws = common::Windsock::start(&["run", "--config", config.to_str().unwrap()], &[]);
-    let mut admin = None;
-    for _ in 0..100 {
-        let log = ws.log();
-        if let Some(p) = log.find("Admin API listening at https://") {
-            let rest = &log[p + "Admin API listening at https://".len()..];
-            admin = Some(rest.split('/').next().unwrap().to_owned());
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let admin = admin.unwrap_or_else(|| panic!("no admin listener; log:\n{}", ws.log()));
+    let admin = ws.admin_addr("https");
     let curl = |args: &[&str]| {
         let out = Command::new("curl")
             .args(["-sS", "--max-time", "10", "--cacert"])

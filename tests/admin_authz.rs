@@ -519,17 +519,7 @@ fn every_request_is_audited_and_cannot_forge_lines() {
         "[[admin.auth.tokens]]\nname = \"t\"\nsha256 = \"{sha}\"\nscopes = [\"read\"]\n"
     ));
     let ws = common::Windsock::start(&["run", "--config", config.to_str().unwrap()], &[]);
-    let mut admin = None;
-    for _ in 0..100 {
-        let log = ws.log();
-        if let Some(p) = log.find("Admin API listening at http://") {
-            let rest = &log[p + "Admin API listening at http://".len()..];
-            admin = Some(rest.split('/').next().unwrap().to_owned());
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let admin = admin.unwrap_or_else(|| panic!("no admin listener:\n{}", ws.log()));
+    let admin = ws.admin_addr("http");
     let curl = |path: &str| {
         let out = Command::new("curl")
             .args([

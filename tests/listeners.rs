@@ -9,7 +9,7 @@ mod common;
 
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{TestDb, Windsock, http_get};
 use windsock::admin::auth::hash_token;
@@ -37,16 +37,8 @@ fn start(db: &TestDb, dir: &std::path::Path) -> (Windsock, SocketAddr) {
     )
     .unwrap();
     let ws = Windsock::start(&["run", "--config", cfg.to_str().unwrap()], &[]);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let log = ws.log();
-        if let Some(rest) = log.split("Admin API listening at http://").nth(1) {
-            let addr = rest.split('/').next().unwrap().parse().unwrap();
-            return (ws, addr);
-        }
-        assert!(Instant::now() < deadline, "no admin listener:\n{log}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let addr = ws.admin_addr("http").parse().unwrap();
+    (ws, addr)
 }
 
 fn open_fds(pid: u32) -> usize {

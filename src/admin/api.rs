@@ -195,6 +195,17 @@ fn refuse(
     ApiError::new(status, reason, message)
 }
 
+/// 429: this client (and username) used up its failures.
+fn rate_limited(s: &AdminState, ip: IpAddr) -> ApiError {
+    refuse(
+        s,
+        ip,
+        "rate_limited",
+        StatusCode::TOO_MANY_REQUESTS,
+        "too many failed attempts; try again later",
+    )
+}
+
 /// Authenticates every request before routing, and audits it after.
 async fn authenticate(State(s): State<AdminState>, mut req: Request, next: Next) -> Response {
     let ip = client_ip(&req);
@@ -278,13 +289,7 @@ fn bearer(s: &AdminState, token: &str, ip: IpAddr, local: bool) -> Result<Princi
     }
     let key = (ip, None);
     if s.limiter.blocked(&key) {
-        return Err(refuse(
-            s,
-            ip,
-            "rate_limited",
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many failed attempts; try again later",
-        ));
+        return Err(rate_limited(s, ip));
     }
     s.limiter.fail(key);
     Err(refuse(
@@ -304,13 +309,7 @@ async fn basic(
 ) -> Result<Principal, ApiError> {
     let key = (ip, Some(username.to_lowercase()));
     if s.limiter.blocked(&key) {
-        return Err(refuse(
-            s,
-            ip,
-            "rate_limited",
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many failed attempts; try again later",
-        ));
+        return Err(rate_limited(s, ip));
     }
     // Counted before the (slow) check, so parallel guesses cannot get past
     // the limit; only a success takes the count back.

@@ -428,6 +428,24 @@ pub struct Windsock {
 }
 
 impl Windsock {
+    /// The admin listener's `host:port`, from its "Admin API listening at
+    /// <scheme>://" log line (waits up to 10 s).
+    pub fn admin_addr(&self, scheme: &str) -> String {
+        let marker = format!("Admin API listening at {scheme}://");
+        for _ in 0..100 {
+            let log = self.log();
+            if let Some(p) = log.find(&marker) {
+                return log[p + marker.len()..]
+                    .split('/')
+                    .next()
+                    .unwrap()
+                    .to_owned();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("no admin listener; log:\n{}", self.log());
+    }
+
     /// Starts the binary with `args` (which must make it listen on port 0
     /// or a free port) and waits for its "Listening" log line.
     pub fn start(args: &[&str], envs: &[(&str, &str)]) -> Windsock {
