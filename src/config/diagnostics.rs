@@ -64,6 +64,8 @@ pub struct Thresholds {
     /// (30 s).
     #[serde(with = "humantime_serde_compat")]
     pub triggerer_alive: Duration,
+    /// Triggers one triggerer runs at most: `[triggerer] capacity` (1000).
+    pub triggerer_capacity: u32,
     /// The same for a dag-processor, which Airflow judges by its heartrate:
     /// `[scheduler] job_heartbeat_sec` (5 s) times 2.1.
     #[serde(with = "humantime_serde_compat")]
@@ -87,6 +89,7 @@ impl Default for Thresholds {
             scheduler_alive: Duration::from_secs(30),
             triggerer_alive: Duration::from_secs(30),
             dag_processor_alive: Duration::from_millis(10_500),
+            triggerer_capacity: 1000,
             component_lookback: Duration::from_secs(86_400),
             large_dag_bytes: 5 * 1024 * 1024,
             critical_dag_bytes: 10 * 1024 * 1024,

@@ -28,6 +28,7 @@ mod sla;
 pub mod sql;
 pub mod sql_guard;
 mod task_instances;
+mod triggers;
 mod zombies;
 
 use std::borrow::Cow;
@@ -529,6 +530,9 @@ pub fn builtin(ctx: &Arc<Context>) -> Vec<Arc<dyn Diagnostic>> {
         // Components
         sql(components::heartbeats()),
         sql(liveness::alive_counts()),
+        sql(triggers::assignment()),
+        sql(triggers::load()),
+        sql(triggers::timeouts()),
         // The metadata DB itself
         sql(db_health::tables()),
         sql(db_health::indexes()),

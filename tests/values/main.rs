@@ -14,3 +14,4 @@ mod database;
 mod empty;
 mod history;
 mod scheduling;
+mod triggers;
