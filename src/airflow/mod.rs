@@ -44,11 +44,13 @@ pub enum Capability {
     FabTables,
     /// The `deadline` table (3.1+ deadline alerts).
     DeadlineTable,
+    /// The `dag_bundle` table (3.0+ DAG bundles).
+    DagBundle,
 }
 
 impl Capability {
     /// Every capability, for reports.
-    pub const ALL: [Capability; 13] = [
+    pub const ALL: [Capability; 14] = [
         Capability::DagRunLogicalDate,
         Capability::DagRunExecutionDate,
         Capability::TaskFail,
@@ -62,6 +64,7 @@ impl Capability {
         Capability::TaskInstanceJobId,
         Capability::FabTables,
         Capability::DeadlineTable,
+        Capability::DagBundle,
     ];
 
     /// What the capability means in schema terms, for logs and skip reasons.
@@ -80,6 +83,7 @@ impl Capability {
             Capability::TaskInstanceJobId => "task_instance.job_id",
             Capability::FabTables => "tables ab_user, ab_role, ab_user_role",
             Capability::DeadlineTable => "table deadline",
+            Capability::DagBundle => "table dag_bundle",
         }
     }
 
@@ -102,6 +106,7 @@ impl Capability {
                 s.has_table("ab_user") && s.has_table("ab_role") && s.has_table("ab_user_role")
             }
             Capability::DeadlineTable => s.has_table("deadline"),
+            Capability::DagBundle => s.has_table("dag_bundle"),
         }
     }
 }

@@ -21,6 +21,7 @@ mod history;
 mod import_errors;
 mod liveness;
 mod owners;
+mod parsing;
 mod pools;
 mod running;
 mod schedules;
@@ -514,6 +515,8 @@ pub fn builtin(ctx: &Arc<Context>) -> Vec<Arc<dyn Diagnostic>> {
         sql(import_errors::count()),
         sql(owners::owners()),
         Arc::new(dag_sizes::sizes()),
+        sql(parsing::freshness()),
+        sql(parsing::bundles()),
         // Runs and tasks in flight
         sql(dag_runs::active()),
         sql(task_instances::active()),

@@ -13,5 +13,6 @@ mod dags;
 mod database;
 mod empty;
 mod history;
+mod parsing;
 mod scheduling;
 mod triggers;
