@@ -46,11 +46,19 @@ pub enum Capability {
     DeadlineTable,
     /// The `dag_bundle` table (3.0+ DAG bundles).
     DagBundle,
+    /// The `hitl_detail` table (3.1+ human-in-the-loop).
+    HitlDetail,
+    /// The `callback_request` table (callbacks queued for the DAG processor).
+    CallbackRequest,
+    /// The `dag_warning` table (2.5+).
+    DagWarning,
+    /// An asset (3.x) or dataset (2.x) run queue: `asset_dag_run_queue` or `dataset_dag_run_queue`.
+    AssetQueue,
 }
 
 impl Capability {
     /// Every capability, for reports.
-    pub const ALL: [Capability; 14] = [
+    pub const ALL: [Capability; 18] = [
         Capability::DagRunLogicalDate,
         Capability::DagRunExecutionDate,
         Capability::TaskFail,
@@ -65,6 +73,10 @@ impl Capability {
         Capability::FabTables,
         Capability::DeadlineTable,
         Capability::DagBundle,
+        Capability::HitlDetail,
+        Capability::CallbackRequest,
+        Capability::DagWarning,
+        Capability::AssetQueue,
     ];
 
     /// What the capability means in schema terms, for logs and skip reasons.
@@ -84,6 +96,10 @@ impl Capability {
             Capability::FabTables => "tables ab_user, ab_role, ab_user_role",
             Capability::DeadlineTable => "table deadline",
             Capability::DagBundle => "table dag_bundle",
+            Capability::HitlDetail => "table hitl_detail",
+            Capability::CallbackRequest => "table callback_request",
+            Capability::DagWarning => "table dag_warning",
+            Capability::AssetQueue => "table asset_dag_run_queue or dataset_dag_run_queue",
         }
     }
 
@@ -107,6 +123,12 @@ impl Capability {
             }
             Capability::DeadlineTable => s.has_table("deadline"),
             Capability::DagBundle => s.has_table("dag_bundle"),
+            Capability::HitlDetail => s.has_table("hitl_detail"),
+            Capability::CallbackRequest => s.has_table("callback_request"),
+            Capability::DagWarning => s.has_table("dag_warning"),
+            Capability::AssetQueue => {
+                s.has_table("asset_dag_run_queue") || s.has_table("dataset_dag_run_queue")
+            }
         }
     }
 }

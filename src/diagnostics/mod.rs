@@ -10,14 +10,18 @@
 //! Every built-in is listed once, in [`builtin`]. Each lives in its own file
 //! with its SQL beside its metric declarations.
 
+mod asset_queue;
 mod backlog;
+mod callbacks;
 mod components;
 pub mod custom;
 mod dag_runs;
 mod dag_sizes;
+mod dag_warnings;
 mod dags;
 mod db_health;
 mod history;
+mod hitl;
 mod import_errors;
 mod liveness;
 mod owners;
@@ -517,6 +521,7 @@ pub fn builtin(ctx: &Arc<Context>) -> Vec<Arc<dyn Diagnostic>> {
         Arc::new(dag_sizes::sizes()),
         sql(parsing::freshness()),
         sql(parsing::bundles()),
+        sql(dag_warnings::warnings()),
         // Runs and tasks in flight
         sql(dag_runs::active()),
         sql(task_instances::active()),
@@ -529,6 +534,9 @@ pub fn builtin(ctx: &Arc<Context>) -> Vec<Arc<dyn Diagnostic>> {
         sql(backlog::backlog()),
         sql(schedules::overdue()),
         sql(pools::slots()),
+        sql(asset_queue::queue()),
+        sql(callbacks::backlog()),
+        sql(hitl::pending()),
         sql(zombies::candidates()),
         // Components
         sql(components::heartbeats()),

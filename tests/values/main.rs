@@ -14,5 +14,6 @@ mod database;
 mod empty;
 mod history;
 mod parsing;
+mod queues;
 mod scheduling;
 mod triggers;
