@@ -54,11 +54,13 @@ pub enum Capability {
     DagWarning,
     /// An asset (3.x) or dataset (2.x) run queue: `asset_dag_run_queue` or `dataset_dag_run_queue`.
     AssetQueue,
+    /// The `backfill` and `backfill_dag_run` tables (3.0+).
+    Backfill,
 }
 
 impl Capability {
     /// Every capability, for reports.
-    pub const ALL: [Capability; 18] = [
+    pub const ALL: [Capability; 19] = [
         Capability::DagRunLogicalDate,
         Capability::DagRunExecutionDate,
         Capability::TaskFail,
@@ -77,6 +79,7 @@ impl Capability {
         Capability::CallbackRequest,
         Capability::DagWarning,
         Capability::AssetQueue,
+        Capability::Backfill,
     ];
 
     /// What the capability means in schema terms, for logs and skip reasons.
@@ -100,6 +103,7 @@ impl Capability {
             Capability::CallbackRequest => "table callback_request",
             Capability::DagWarning => "table dag_warning",
             Capability::AssetQueue => "table asset_dag_run_queue or dataset_dag_run_queue",
+            Capability::Backfill => "tables backfill, backfill_dag_run",
         }
     }
 
@@ -126,6 +130,7 @@ impl Capability {
             Capability::HitlDetail => s.has_table("hitl_detail"),
             Capability::CallbackRequest => s.has_table("callback_request"),
             Capability::DagWarning => s.has_table("dag_warning"),
+            Capability::Backfill => s.has_table("backfill") && s.has_table("backfill_dag_run"),
             Capability::AssetQueue => {
                 s.has_table("asset_dag_run_queue") || s.has_table("dataset_dag_run_queue")
             }

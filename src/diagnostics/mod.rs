@@ -11,6 +11,7 @@
 //! with its SQL beside its metric declarations.
 
 mod asset_queue;
+mod backfills;
 mod backlog;
 mod callbacks;
 mod components;
@@ -528,6 +529,7 @@ pub fn builtin(ctx: &Arc<Context>) -> Vec<Arc<dyn Diagnostic>> {
         sql(running::runs()),
         sql(running::tasks()),
         Arc::new(history::history(ctx)),
+        sql(backfills::progress()),
         // SLA
         sql(sla::misses()),
         // Scheduling and resources

@@ -8,6 +8,7 @@
 mod common;
 mod harness;
 
+mod backfills;
 mod components;
 mod dags;
 mod database;
