@@ -504,6 +504,38 @@ impl Target {
     }
 }
 
+/// Whether a top-level key is a plain name. The `config` crate reads a
+/// top-level key as a path, so `x[99999999999]` would make it allocate an
+/// array that long (found by the `config` fuzz target): such keys are
+/// refused before it sees them.
+fn plain_key(key: &str) -> bool {
+    !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// A config file's text as a `config` source, its top-level keys checked.
+fn file_source(
+    text: &str,
+    format: config::FileFormat,
+    path: &str,
+) -> Result<config::File<config::FileSourceString, config::FileFormat>, ConfigError> {
+    use config::Source as _;
+    let file = config::File::from_str(text, format);
+    let keys = file.collect().map_err(|e| ConfigError::Read {
+        path: path.to_owned(),
+        message: crate::db::url::redact(&e.to_string()),
+    })?;
+    if let Some(bad) = keys.keys().find(|k| !plain_key(k)) {
+        return Err(ConfigError::key(
+            bad.escape_debug().to_string(),
+            "is not a setting: keys are letters, digits, '_' and '-'",
+        ));
+    }
+    Ok(file)
+}
+
 impl Settings {
     /// Loads defaults, then `file` (if any), then `WINDSOCK_*` variables.
     ///
@@ -521,7 +553,7 @@ impl Settings {
                 path: path.display().to_string(),
                 message: e.to_string(),
             })?;
-            builder = builder.add_source(config::File::from_str(&text, format));
+            builder = builder.add_source(file_source(&text, format, &path.display().to_string())?);
         }
         // Only nested keys (`WINDSOCK_SECTION__KEY`) are settings; flat
         // variables such as `WINDSOCK_CONFIG` and `WINDSOCK_DB_URL` belong to
@@ -530,6 +562,7 @@ impl Settings {
             .filter(|(k, _)| {
                 k.strip_prefix("WINDSOCK_")
                     .is_some_and(|rest| rest.contains("__"))
+                    && plain_key(k)
             })
             .collect();
         builder = builder.add_source(
@@ -553,7 +586,7 @@ impl Settings {
         } else {
             config::FileFormat::Toml
         };
-        let builder = config::Config::builder().add_source(config::File::from_str(text, format));
+        let builder = config::Config::builder().add_source(file_source(text, format, "<text>")?);
         Self::build(builder, "<text>".to_owned())
     }
 
@@ -1216,6 +1249,21 @@ mod humantime_serde_compat {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn subscripted_top_level_keys_are_refused_not_allocated() {
+        // Found by the `config` fuzz target: the YAML below made the config
+        // crate allocate an array of 99,999,099,991 entries and abort.
+        for (text, yaml) in [
+            ("99999[99999099990]: 1", true),
+            ("\"x[99999999999]\" = 1", false),
+            ("\"a.b\" = 1", false),
+        ] {
+            let e = Settings::from_text(text, yaml).unwrap_err().to_string();
+            assert!(e.contains("is not a setting"), "{text}: {e}");
+        }
+        assert!(Settings::from_text("[server]\nlisten = \"127.0.0.1:1\"\n", false).is_ok());
+    }
 
     fn load_str(toml: &str) -> Result<Settings, ConfigError> {
         let dir = std::env::temp_dir().join(format!("windsock-cfg-{}", std::process::id()));
