@@ -201,7 +201,13 @@ impl Webhook {
     pub fn enqueue(&self, body: serde_json::Value, report: Report) {
         let tx = self.queue.get_or_init(|| {
             let (tx, rx) = mpsc::channel(QUEUE);
-            tokio::spawn(self.clone().deliver(rx));
+            // The task holds no sender of its own queue: when the rules are
+            // dropped (a reload), it delivers what waits, then ends.
+            let sender = Webhook {
+                queue: Arc::default(),
+                ..self.clone()
+            };
+            tokio::spawn(sender.deliver(rx));
             tx
         });
         if let Err(e) = tx.try_send(Job { body, report }) {
