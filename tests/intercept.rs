@@ -466,6 +466,10 @@ async fn late_commits_below_the_watermark_are_not_missed() {
     let w = ic.poll(w).await.unwrap();
     assert_eq!(w, start + 5);
     let w = ic.poll(w).await.unwrap();
+    // Webhooks are delivered beside the poll: wait for both, then make
+    // sure no third comes.
+    wait_for("two webhook events", || events.lock().unwrap().len() >= 2).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let names: Vec<String> = events
         .lock()
         .unwrap()
