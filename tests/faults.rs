@@ -101,6 +101,23 @@ fn value(metrics: &str, series: &str) -> Option<f64> {
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }
 
+/// Starts `windsock run` on a config of its own: a listener on port 0, no
+/// start-up jitter, then `rest` (which continues `[collection]`).
+fn start(tag: &str, rest: &str) -> (Windsock, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("ws-faults-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("windsock.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n[collection]\nstartup_jitter = \"0s\"\n{rest}"
+        ),
+    )
+    .unwrap();
+    let ws = Windsock::start(&["run", "--config", cfg.to_str().unwrap()], &[]);
+    (ws, dir)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn database_restart_while_scraping() {
     let cluster = Cluster::create();
@@ -121,23 +138,17 @@ async fn database_restart_while_scraping() {
             .await
             .unwrap();
     }
-    let dir = std::env::temp_dir().join(format!("ws-faults-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let cfg = dir.join("windsock.toml");
     // `dag_states` every 2s: the probe's period; a long backoff cap, so waiting
     // out the backoff would take far longer than the 2s recovery expected.
-    std::fs::write(
-        &cfg,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n[collection]\nstartup_jitter = \"0s\"\n\
-             max_backoff = \"5m\"\n[database]\nacquire_timeout = \"1s\"\n\
+    let (ws, dir) = start(
+        "restart",
+        &format!(
+            "max_backoff = \"5m\"\n[database]\nacquire_timeout = \"1s\"\n\
              [diagnostics.overrides.dag_states]\ninterval = \"2s\"\n\
              [[targets]]\nenvironment = \"f\"\nurl = \"{}\"\n",
             cluster.url("airflow")
         ),
-    )
-    .unwrap();
-    let ws = Windsock::start(&["run", "--config", cfg.to_str().unwrap()], &[]);
+    );
     let addr = ws.addr;
     let up = "windsock_up{environment=\"f\"}";
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -261,26 +272,16 @@ async fn shutdown_cancels_queries_still_running() {
         (Dialect::MySql, "SELECT SLEEP(60) + 1 AS v"),
     ] {
         let db = TestDb::with_schema(dialect, "3.1.8").await;
-        let dir = std::env::temp_dir().join(format!(
-            "ws-cancel-{}-{}",
-            std::process::id(),
-            dialect.as_str()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let cfg = dir.join("windsock.toml");
-        std::fs::write(
-            &cfg,
-            format!(
-                "[server]\nlisten = \"127.0.0.1:0\"\n[collection]\nstartup_jitter = \"0s\"\n\
-                 default_timeout = \"90s\"\n[database]\nstatement_timeout = \"90s\"\n\
+        let (ws, dir) = start(
+            &format!("cancel-{}", dialect.as_str()),
+            &format!(
+                "default_timeout = \"90s\"\n[database]\nstatement_timeout = \"90s\"\n\
                  [[targets]]\nurl = \"{}\"\n[[queries]]\nname = \"slow\"\ninterval = \"1m\"\n\
                  timeout = \"90s\"\nsql = \"{slow}\"\n[[queries.metrics]]\nname = \"ws_slow\"\n\
                  values = [\"v\"]\n",
                 db.url
             ),
-        )
-        .unwrap();
-        let ws = Windsock::start(&["run", "--config", cfg.to_str().unwrap()], &[]);
+        );
         let t0 = Instant::now();
         while tagged_running(&db).await == 0 {
             assert!(

@@ -5,11 +5,12 @@
 
 use crate::harness::{Fx, assert_near, each, family, num, settings, text};
 
-fn live(fx: &Fx) -> &'static str {
+/// The condition of a DAG that is not stale; with `stale`, of one that is.
+fn live(fx: &Fx, stale: bool) -> String {
     if fx.v3() {
-        "is_stale = false"
+        format!("is_stale = {}", fx.bool(stale))
     } else {
-        "is_active = true"
+        format!("is_active = {}", fx.bool(!stale))
     }
 }
 
@@ -23,9 +24,7 @@ async fn each_dags_last_parse_and_the_extremes() {
                 "SELECT dag_id, {}, {} FROM dag WHERE {} AND last_parsed_time IS NOT NULL",
                 fx.epoch("last_parsed_time"),
                 if v31 { "last_parse_duration" } else { "NULL" },
-                live(fx)
-                    .replace("false", fx.bool(false))
-                    .replace("true", fx.bool(true)),
+                live(fx, false),
             ))
             .await;
         assert!(rows.rows.len() >= 9, "{at}: the fixture's DAGs were parsed");
@@ -91,14 +90,7 @@ async fn each_dags_last_parse_and_the_extremes() {
 
         // A DAG gone stale is no longer expected to be parsed.
         let first = text(&rows.rows[0][0]);
-        let stale = if fx.v3() {
-            "is_stale = true"
-        } else {
-            "is_active = false"
-        };
-        let stale = stale
-            .replace("false", fx.bool(false))
-            .replace("true", fx.bool(true));
+        let stale = live(fx, true);
         fx.db
             .exec_script(&format!("UPDATE dag SET {stale} WHERE dag_id = '{first}'"))
             .await;
