@@ -27,8 +27,11 @@ from sqlalchemy import create_engine, inspect, text
 UTC = dt.timezone.utc
 
 # Every ws_* DAG that the generator parses (ws_late only in the last phase).
-ALL_DAGS = ["ws_deferred", "ws_fail", "ws_late", "ws_long", "ws_mapped", "ws_pool", "ws_retry",
-            "ws_success", "ws_zombie"]
+ALL_DAGS = ["ws_deferred", "ws_fail", "ws_late", "ws_long", "ws_mapped", "ws_pool", "ws_reschedule",
+            "ws_retry", "ws_success", "ws_zombie"]
+# Parsed only in phase C (compressed), ws_deadline only on 3.1+.
+LATE_DAGS = ["ws_late"]
+LATE_DAGS_DEADLINES = ["ws_deadline", "ws_late"]
 # (dag_id, run_type, state) -> count, by design.
 EXPECTED_RUNS = {
     ("ws_deferred", "manual", "running"): 1,
@@ -40,7 +43,13 @@ EXPECTED_RUNS = {
     ("ws_success", "manual", "success"): 1,
     ("ws_success", "scheduled", "success"): 1,
     ("ws_zombie", "scheduled", "running"): 1,
+    ("ws_zombie", "manual", "queued"): 1,
+    ("ws_reschedule", "manual", "success"): 1,
 }
+# Only where Deadline Alerts run (3.1+).
+EXPECTED_RUNS_DEADLINES = {("ws_deadline", "manual", "success"): 1}
+# The reschedule-mode sensor is ready on its third poke: two reschedules.
+RESCHEDULES = 2
 # map_index -> (final state, try_number, failed tries), by design.
 MAPPED_DESIGN = {0: ("success", 2, 1), 1: ("success", 2, 1), 2: ("success", 2, 1),
                  3: ("success", 1, 0), 4: ("failed", 2, 2)}
@@ -238,7 +247,9 @@ def cmd_facts(db, args):
         "SELECT dag_id, run_type, state FROM dag_run"))
     f["dag_runs"] = [{"dag_id": d, "run_type": t, "state": s, "count": n}
                      for (d, t, s), n in sorted(runs.items())]
-    c.eq("dag_run (dag_id, run_type, state) counts", dict(runs), EXPECTED_RUNS)
+    deadlines = db.has("deadline") and "callback_state" in db.columns("deadline")
+    c.eq("dag_run (dag_id, run_type, state) counts", dict(runs),
+         {**EXPECTED_RUNS, **(EXPECTED_RUNS_DEADLINES if deadlines else {})})
     for dag_id, task_id, state, tries in [("ws_fail", "boom", "failed", 1),
                                           ("ws_fail", "after_boom", "upstream_failed", 0),
                                           ("ws_retry", "flaky", "success", 2),
@@ -372,7 +383,7 @@ def cmd_facts(db, args):
     # -- 5. zombie candidate ----------------------------------------------------
     hb_col = "last_heartbeat_at" if "last_heartbeat_at" in ti_cols else "job_id"
     zti = db.one(f"SELECT run_id, state, start_date, pid, hostname, queued_by_job_id, {hb_col} AS hb "
-                 "FROM task_instance WHERE dag_id = 'ws_zombie' AND task_id = 'hang'")
+                 "FROM task_instance WHERE dag_id = 'ws_zombie' AND task_id = 'hang' AND state IS NOT NULL")
     zombie = OrderedDict(dag_id="ws_zombie", task_id="hang")
     c.true("ws_zombie.hang exists", zti is not None)
     if zti:
@@ -410,10 +421,10 @@ def cmd_facts(db, args):
     pool = db.one("SELECT pool, slots, include_deferred FROM slot_pool WHERE pool = 'ws_starved'")
     ptis = db.rows("SELECT dag_id, task_id, run_id, state, priority_weight, pool_slots FROM task_instance "
                    "WHERE pool = 'ws_starved' ORDER BY priority_weight DESC, task_id")
-    by_state = dict(sorted(Counter(r["state"] for r in ptis).items()))
+    by_state = dict(sorted(Counter(r["state"] for r in ptis if r["state"] is not None).items()))
     f["starved_pool"] = OrderedDict(
         pool="ws_starved", slots=pool and pool["slots"], include_deferred=pool and as_bool(pool["include_deferred"]),
-        tis_by_state=by_state,
+        tis_by_state=by_state, tis_without_state=sum(1 for r in ptis if r["state"] is None),
         tis=[{"dag_id": r["dag_id"], "task_id": r["task_id"], "state": r["state"],
               "priority_weight": r["priority_weight"], "pool_slots": r["pool_slots"]} for r in ptis])
     c.eq("ws_starved slots", pool and pool["slots"], 1)
@@ -439,7 +450,8 @@ def cmd_facts(db, args):
             next_dagrun_create_after=ts(dag["next_dagrun_create_after"]))
         c.eq("ws_zombie max_active_runs", dag["max_active_runs"], 1)
         c.eq("ws_zombie is_paused", as_bool(dag["is_paused"]), False)
-        c.eq("ws_zombie runs (state)", [r["state"] for r in zruns], ["running"])
+        c.eq("ws_zombie runs (run_type, state)", [(r["run_type"], r["state"]) for r in zruns],
+             [("scheduled", "running"), ("manual", "queued")])
         c.eq("ws_zombie next_dagrun_create_after", dag["next_dagrun_create_after"], None)
         c.true("ws_zombie next_dagrun_data_interval_end set", dag["next_dagrun_data_interval_end"] is not None)
         if args.zombie_start and zruns:
@@ -515,8 +527,9 @@ def cmd_facts(db, args):
             c.eq(f"plain {r['dag_id']} has JSON in data", data_kind, "json")
         detail.append(d)
     f["serialized"] = OrderedDict(compressed=sorted(set(comp)), uncompressed=sorted(set(plain)), rows=detail)
-    c.eq("compressed serialized DAGs", sorted(set(comp)), ["ws_late"])
-    c.eq("uncompressed serialized DAGs", sorted(set(plain)), sorted(d for d in ALL_DAGS if d != "ws_late"))
+    late = LATE_DAGS_DEADLINES if deadlines else LATE_DAGS
+    c.eq("compressed serialized DAGs", sorted(set(comp)), late)
+    c.eq("uncompressed serialized DAGs", sorted(set(plain)), sorted(d for d in ALL_DAGS if d not in late))
 
     # -- 10. users -------------------------------------------------------------------
     users = OrderedDict()
@@ -548,6 +561,33 @@ def cmd_facts(db, args):
     f["durations"] = dur
 
     # -- optional: SLA misses (2.x only, not generated) ----------------------------------
+    # -- 11. sensor reschedules -----------------------------------------------------------
+    if "ti_id" in db.columns("task_reschedule"):  # 3.x: rows name the try's TI id
+        resch = db.rows("SELECT ti.dag_id, ti.task_id, tr.reschedule_date FROM task_reschedule tr "
+                        "JOIN task_instance ti ON ti.id = tr.ti_id ORDER BY tr.id")
+    else:
+        resch = db.rows("SELECT dag_id, task_id, reschedule_date FROM task_reschedule ORDER BY id")
+    f["reschedules"] = OrderedDict(
+        rows=len(resch), by_task=dict(Counter(f"{r['dag_id']}.{r['task_id']}" for r in resch)))
+    c.eq("task_reschedule rows of ws_reschedule.poke_thrice", f["reschedules"]["by_task"],
+         {"ws_reschedule.poke_thrice": RESCHEDULES})
+
+    # -- 12. deadline alerts (3.1+) -------------------------------------------------------
+    if deadlines:
+        drows = db.rows("SELECT r.dag_id, r.run_type, r.state AS run_state, d.deadline_time, d.callback_state, "
+                        "d.trigger_id FROM deadline d JOIN dag_run r ON r.id = d.dagrun_id "
+                        "ORDER BY r.dag_id, r.id, d.deadline_time, d.callback_state")
+        f["deadlines"] = [OrderedDict(dag_id=r["dag_id"], run_type=r["run_type"], run_state=r["run_state"],
+                                      deadline_time=ts(r["deadline_time"]), callback_state=r["callback_state"],
+                                      trigger_id=r["trigger_id"]) for r in drows]
+        c.eq("deadline (dag_id, callback_state) counts",
+             dict(Counter((r["dag_id"], r["callback_state"]) for r in drows)),
+             {("ws_deadline", "success"): 1, ("ws_deadline", "failed"): 1, ("ws_zombie", None): 2})
+        c.true("ws_zombie deadlines pending (in the future)",
+               all(epoch(ts(r["deadline_time"])) > gen_epoch for r in drows if r["dag_id"] == "ws_zombie"))
+    else:
+        f["deadlines"] = None
+
     f["sla_miss_rows"] = db.scalar("SELECT count(*) FROM sla_miss") if db.has("sla_miss") else None
 
     f["checks"] = {"passed": not c.failures, "failures": c.failures}

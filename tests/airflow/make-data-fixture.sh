@@ -19,21 +19,27 @@
 #   A. `airflow db migrate`, `sync-perm`, FAB users admin (Admin), domain/alice
 #      (Viewer) and assumed-role/WindsockRole/session-1 (User); pools
 #      ws_small_pool and ws_starved (1 slot each); the DAGs of
-#      tests/airflow/dags/ (minus ws_late.py) are parsed with
-#      [core] compress_serialized_dags=False; ws_success, ws_fail, ws_retry,
-#      ws_long, ws_pool are unpaused and triggered, ws_mapped only unpaused (it
-#      gets one scheduled run). The scheduler runs until all 7 runs finished,
+#      tests/airflow/dags/ (minus ws_late.py and ws_deadline.py) are parsed
+#      with [core] compress_serialized_dags=False, tests/airflow/plugins/ is
+#      the plugins folder; ws_success, ws_fail, ws_retry, ws_long, ws_pool,
+#      ws_reschedule (a reschedule-mode sensor: two task_reschedule rows) are
+#      unpaused and triggered, ws_mapped only unpaused (it gets one scheduled
+#      run). The scheduler runs until all 8 runs finished,
 #      then stops on SIGTERM (its SchedulerJob ends `success`).
 #   B. `airflow tasks clear` of ws_success.world in the *scheduled* run only
 #      (clear_number becomes 1); a new scheduler re-runs it, then SIGTERM.
 #      ws_success and ws_mapped are paused afterwards (no new daily runs
 #      if the generation crosses midnight UTC).
-#   C. compress_serialized_dags=True and ws_late.py added; a triggerer (and
-#      on 3.x a fresh dag-processor) starts; ws_deferred is triggered and
+#   C. compress_serialized_dags=True and ws_late.py added (and on 3.1+
+#      ws_deadline.py); a triggerer (and on 3.x a fresh dag-processor) starts;
+#      3.1+: ws_deadline is triggered, misses its two Deadline Alerts, and the
+#      triggerer runs their callbacks (one succeeds, one fails); ws_deferred is triggered and
 #      waits until its TI is `deferred` with trigger.triggerer_id set; then
 #      ws_zombie (hourly, catchup, max_active_runs=1, pool ws_starved) is
 #      unpaused: its task `hang` runs and sends heartbeats, starved_0..2 stay
-#      `scheduled`, dag.next_dagrun_create_after goes NULL. Then the scheduler
+#      `scheduled`, dag.next_dagrun_create_after goes NULL; a manual ws_zombie
+#      run is triggered and stays queued (3.1+: both ws_zombie runs have a
+#      pending deadline a day out). Then the scheduler
 #      is SIGKILLed with every process below it (incl. the running task), so
 #      its SchedulerJob stays `running` and `hang` stays `running` with a
 #      stale heartbeat; the triggerer, dag-processor, api-server get SIGTERM.
@@ -85,10 +91,10 @@ VERSIONS=("$@")
 [[ ${#VERSIONS[@]} -gt 0 ]] || VERSIONS=(2.10.5 3.1.8)
 
 # Phase A: DAGs unpaused + triggered, and unpaused only (scheduled run).
-TRIGGERED=(ws_success ws_fail ws_retry ws_long ws_pool)
+TRIGGERED=(ws_success ws_fail ws_retry ws_long ws_pool ws_reschedule)
 SCHEDULED_ONLY=(ws_mapped)
-RUNS_PHASE_A=7     # 5 manual + scheduled ws_success + scheduled ws_mapped
-DAGS_PHASE_A=8     # every ws_* DAG but ws_late (ws_broken.py has none)
+RUNS_PHASE_A=8     # 6 manual + scheduled ws_success + scheduled ws_mapped
+DAGS_PHASE_A=9     # every ws_* DAG but ws_late and ws_deadline (ws_broken.py has none)
 
 log() { printf '\n==> %s\n' "$*" >&2; }
 note() { printf '    %s\n' "$*" >&2; }
@@ -302,6 +308,21 @@ zombie_ready() {
     note "ws_zombie: hang running=$hang, starved scheduled=$starved, blocked=$blocked"
     [[ $hang -eq 1 && $starved -eq 3 && $blocked -eq 1 ]]
 }
+zombie_manual_queued() {
+    ok_alive
+    [[ $(q "SELECT count(*) FROM dag_run WHERE dag_id = 'ws_zombie' AND run_type = 'manual' AND state = 'queued'") -eq 1 ]]
+}
+deadline_parsed() { ok_alive; [[ $(q "SELECT count(*) FROM serialized_dag WHERE dag_id = 'ws_deadline'") -ge 1 ]]; }
+deadlines_done() {
+    ok_alive
+    local states stray
+    states=$(q "SELECT count(*) FROM deadline d JOIN dag_run r ON r.id = d.dagrun_id
+                WHERE r.dag_id = 'ws_deadline' AND r.state = 'success' AND d.callback_state IN ('success', 'failed')")
+    # Airflow drops a callback's trigger once its outcome is in (Trigger.clean_unused).
+    stray=$(q "SELECT count(*) FROM $TRG WHERE classpath LIKE '%DeadlineCallbackTrigger%'")
+    note "ws_deadline: callbacks done=$states, callback triggers left=$stray"
+    [[ $states -eq 2 && $stray -eq 0 ]]
+}
 hang_heartbeat() {
     if ((MAJOR >= 3)); then
         q "SELECT last_heartbeat_at FROM task_instance WHERE dag_id = 'ws_zombie' AND task_id = 'hang'"
@@ -361,6 +382,9 @@ start_api_server() {
 build() { # ver dialect
     local ver=$1 dialect=$2
     MAJOR=${ver%%.*}
+    local minor=${ver#*.}; minor=${minor%%.*}
+    # Deadline Alerts (the deadline table's callbacks) from 3.1.
+    DEADLINES=$(( MAJOR > 3 || (MAJOR == 3 && minor >= 1) ))
     DIALECT=$dialect
     VENV="$WORK/venv-$ver"
     [[ -x "$VENV/bin/airflow" ]] || die "no venv for $ver: run tests/airflow/make-fixtures.sh $ver first"
@@ -369,8 +393,11 @@ build() { # ver dialect
     rm -rf "$RUN" && mkdir -p "$RUN/home" "$RUN/dags" "$RUN/logs" "$RUN/out"
     local f
     for f in "$HERE"/dags/ws_*.py; do
-        [[ $(basename "$f") == ws_late.py ]] || cp "$f" "$RUN/dags/"
+        case $(basename "$f") in ws_late.py | ws_deadline.py) ;; *) cp "$f" "$RUN/dags/" ;; esac
     done
+    # Deadline-alert callbacks: the triggerer imports them from the plugins
+    # folder (on sys.path in every Airflow process).
+    mkdir -p "$RUN/home/plugins" && cp "$HERE"/plugins/*.py "$RUN/home/plugins/"
 
     DBNAME="af_data_${ver//./_}_$dialect"
     TRG='"trigger"'
@@ -459,6 +486,7 @@ build() { # ver dialect
     log "[$ver/$dialect] phase C: compression on, ws_late.py, triggerer, deferred + zombie"
     export AIRFLOW__CORE__COMPRESS_SERIALIZED_DAGS=True
     cp "$HERE/dags/ws_late.py" "$RUN/dags/"
+    ((DEADLINES)) && cp "$HERE/dags/ws_deadline.py" "$RUN/dags/"
     if ((MAJOR >= 3)); then
         start_api_server
         start_bg dag-processor "$VENV/bin/airflow" dag-processor
@@ -471,12 +499,20 @@ build() { # ver dialect
         wait_for "ws_late serialized compressed" 180 late_compressed
     fi
     wait_for "a running TriggererJob" 120 triggerer_running
+    if ((DEADLINES)); then
+        wait_for "ws_deadline parsed" 180 deadline_parsed
+        afl trigger dags unpause ws_deadline
+        afl trigger dags trigger ws_deadline
+        wait_for "ws_deadline: run done, both deadlines missed, callbacks run, their triggers gone" 300 deadlines_done
+    fi
     afl trigger dags unpause ws_deferred
     afl trigger dags trigger ws_deferred
     wait_for "ws_deferred deferred, trigger taken by the triggerer" 300 deferred_ready
     # Only now: with SequentialExecutor the scheduler blocks while `hang` runs.
     afl trigger dags unpause ws_zombie
     wait_for "ws_zombie: hang running, 3 starved scheduled, next_dagrun_create_after NULL" 240 zombie_ready
+    afl trigger dags trigger ws_zombie
+    wait_for "a manual ws_zombie run queued behind max_active_runs=1" 60 zombie_manual_queued
     HB0=$(hang_heartbeat)
     note "hang heartbeat: $HB0"
     wait_for "a later heartbeat of hang" 90 heartbeat_moved
