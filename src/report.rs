@@ -300,6 +300,7 @@ fn environment(env: &str, t: &TargetState, th: &Thresholds) -> EnvironmentReport
             );
         }
     }
+    deadline_alerts(t, &mut add);
     for (l, v) in samples(t, "airflow_deadline_lateness_seconds") {
         if v > 0.0 {
             add(
@@ -333,6 +334,7 @@ fn environment(env: &str, t: &TargetState, th: &Thresholds) -> EnvironmentReport
             );
         }
     }
+    waiting(t, &mut add);
     for (l, v) in samples(t, "airflow_dag_schedule_overdue_seconds") {
         add(
             Severity::Warning,
@@ -521,6 +523,100 @@ fn environment(env: &str, t: &TargetState, th: &Thresholds) -> EnvironmentReport
         up: t.up == Some(true),
         findings: f,
         summary,
+    }
+}
+
+/// A finding's parts, as `environment` adds them.
+type Add<'a> = dyn FnMut(Severity, &'static str, String, String, &'static str) + 'a;
+
+/// What holds waiting task instances and DAG runs (`task_waiting`), per
+/// DAG, pool and reason; deferred tasks on a live triggerer are not stuck.
+fn waiting(t: &TargetState, add: &mut Add<'_>) {
+    for (l, v) in samples(t, "airflow_waiting_tasks") {
+        let reason = label(&l, "reason");
+        if v <= 0.0 || reason == "trigger" {
+            continue;
+        }
+        let (severity, todo) = match reason {
+            "pool_missing" | "pool_too_small" => (
+                Severity::Critical,
+                "Airflow never queues these: create the pool or give it enough slots, or change the tasks' pool / pool_slots.",
+            ),
+            "pool_full" => (
+                Severity::Warning,
+                "Add slots to the pool, or spread the tasks that hold it.",
+            ),
+            "no_scheduler" => (
+                Severity::Critical,
+                "Start the scheduler; nothing is scheduled without one.",
+            ),
+            "executor" => (
+                Severity::Warning,
+                "Check the executor's workers: queued tasks are not being picked up.",
+            ),
+            "triggerer" => (
+                Severity::Warning,
+                "Start a triggerer (or give it capacity); deferred tasks resume only through one.",
+            ),
+            _ => (
+                Severity::Warning,
+                "Raise the limit named by the reason (docs/waiting.md) or spread the schedule.",
+            ),
+        };
+        add(
+            severity,
+            "scheduling",
+            format!(
+                "{v} task instance(s) of DAG {} wait: {reason}",
+                label(&l, "dag_id")
+            ),
+            format!("pool {}", label(&l, "pool")),
+            todo,
+        );
+    }
+    for (l, v) in samples(t, "airflow_waiting_dag_runs") {
+        add(
+            Severity::Warning,
+            "scheduling",
+            format!(
+                "{v} queued run(s) of DAG {} wait: {}",
+                label(&l, "dag_id"),
+                label(&l, "reason")
+            ),
+            "queued longer than thresholds.task_waiting".into(),
+            "max_active_runs: let the running runs finish or raise the DAG's max_active_runs; dag_paused: unpause it.",
+        );
+    }
+}
+
+/// Airflow's own Deadline Alerts (3.1+) missed in the window.
+fn deadline_alerts(t: &TargetState, add: &mut Add<'_>) {
+    for (l, v) in samples(t, "airflow_deadline_alerts_missed_window") {
+        let cb = label(&l, "callback");
+        if v <= 0.0 {
+            continue;
+        }
+        let (severity, todo) = if cb == "failed" {
+            (
+                Severity::Warning,
+                "The alert's callback failed on the triggerer: fix it, and tell the DAG's consumers yourself.",
+            )
+        } else {
+            (
+                Severity::Critical,
+                "See the DAG's late runs; change DeadlineAlert(interval=...) if the deadline is unrealistic.",
+            )
+        };
+        add(
+            severity,
+            "sla",
+            format!(
+                "{v} Airflow deadline(s) of DAG {} missed, callback {cb}",
+                label(&l, "dag_id")
+            ),
+            "within diagnostics.window".into(),
+            todo,
+        );
     }
 }
 

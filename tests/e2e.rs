@@ -201,6 +201,11 @@ fn demo_generate_only_then_check() {
         titles.contains(&"1 DAG file(s) fail to import"),
         "{titles:?}"
     );
+    // Why tasks wait: the demo's ml_pool is full.
+    assert!(
+        titles.iter().any(|t| t.ends_with("wait: pool_full")),
+        "{titles:?}"
+    );
     let text = Command::new(bin)
         .args(["report", "--db-url", &url])
         .output()
@@ -333,6 +338,47 @@ url = "{}"
     // The largest first: ws_pool (3 tasks) and ws_zombie (4) are in.
     assert!(tasks.iter().any(|l| l.contains("ws_zombie")), "{tasks:?}");
     ws.terminate();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `[thresholds] task_waiting` through the daemon: on the 3.1 fixture the
+/// starved tasks wait (their scheduler was killed) under a 1 s threshold,
+/// and nothing waits under ten years.
+#[test]
+fn the_waiting_threshold_reaches_the_daemon() {
+    let db = block_on(common::TestDb::with_data(
+        windsock::db::Dialect::Sqlite,
+        "3.1.8",
+    ));
+    let dir = std::env::temp_dir().join(format!("windsock-e2e-wait-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (threshold, waiting) in [("1s", true), ("3650d", false)] {
+        let cfg = dir.join("windsock.toml");
+        let text = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n[collection]\nstartup_jitter = \"0s\"\n\
+             [thresholds]\ntask_waiting = \"{threshold}\"\n\
+             [[targets]]\nenvironment = \"t\"\nurl = \"{}\"\n",
+            db.url
+        );
+        std::fs::write(&cfg, text).unwrap();
+        let ws = Windsock::start(&["run", "-c", cfg.to_str().unwrap()], &[]);
+        wait_ready(ws.addr);
+        let (_, _, metrics) = http_get(ws.addr, "/metrics", None);
+        let starved = "airflow_waiting_tasks{environment=\"t\",dag_id=\"ws_zombie\",pool=\"ws_starved\",reason=\"no_scheduler\"} 3";
+        assert_eq!(
+            metrics.contains(starved),
+            waiting,
+            "{threshold}:\n{metrics}"
+        );
+        assert_eq!(
+            metrics
+                .lines()
+                .any(|l| l.starts_with("airflow_waiting_tasks{")),
+            waiting,
+            "{threshold}"
+        );
+        ws.terminate();
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -17,7 +17,14 @@ use windsock::airflow;
 use windsock::db::Dialect;
 use windsock::diagnostics::{self, Context};
 
-const BIG_TABLES: [&str; 5] = ["task_instance", "dag_run", "log", "xcom", "job"];
+const BIG_TABLES: [&str; 6] = [
+    "task_instance",
+    "dag_run",
+    "log",
+    "xcom",
+    "job",
+    "task_reschedule",
+];
 
 /// Relations read whole anywhere in a JSON plan: sequential scans, and
 /// index scans with no index condition that no `LIMIT` bounds.

@@ -26,7 +26,7 @@ fn expected(version: &str) -> (&'static str, u8, Vec<C>, Vec<C>) {
         C::DagVersion,
         C::DagIsStale,
         C::TaskInstanceHeartbeat,
-        C::DeadlineTable,
+        C::DeadlineAlerts,
     ];
     let v3_common = vec![
         C::DagRunLogicalDate,
@@ -67,16 +67,16 @@ fn expected(version: &str) -> (&'static str, u8, Vec<C>, Vec<C>) {
             with(v2_common, C::TaskInstanceHistory),
             v2_absent,
         ),
-        // 3.0 already created the (then unused) deadline table.
+        // 3.0 already created a deadline table, of another shape and unused.
         "3.0.6" => (
             "3.0.3-3.0.6",
             3,
-            with(v3_common, C::DeadlineTable),
-            v3_absent,
+            v3_common,
+            with(v3_absent, C::DeadlineAlerts),
         ),
-        "3.1.8" => ("3.1.8", 3, with(v3_common, C::DeadlineTable), v3_absent),
-        v if v.starts_with("3.2") => ("3.2.x", 3, with(v3_common, C::DeadlineTable), v3_absent),
-        v if v.starts_with("3.3") => ("3.3.x", 3, with(v3_common, C::DeadlineTable), v3_absent),
+        "3.1.8" => ("3.1.8", 3, with(v3_common, C::DeadlineAlerts), v3_absent),
+        v if v.starts_with("3.2") => ("3.2.x", 3, with(v3_common, C::DeadlineAlerts), v3_absent),
+        v if v.starts_with("3.3") => ("3.3.x", 3, with(v3_common, C::DeadlineAlerts), v3_absent),
         other => panic!("no expectation for committed fixture {other}: add one"),
     }
 }

@@ -42,8 +42,10 @@ pub enum Capability {
     TaskInstanceJobId,
     /// The FAB user tables `ab_user`, `ab_role`, `ab_user_role`.
     FabTables,
-    /// The `deadline` table (3.1+ deadline alerts).
-    DeadlineTable,
+    /// Deadline Alerts (3.1+): a `deadline` table with `deadline_time` and
+    /// either `callback_state` (3.1) or `missed` and a `callback` table
+    /// (3.2+). 3.0 created an earlier, unused `deadline` table.
+    DeadlineAlerts,
     /// The `dag_bundle` table (3.0+ DAG bundles).
     DagBundle,
     /// The `hitl_detail` table (3.1+ human-in-the-loop).
@@ -73,7 +75,7 @@ impl Capability {
         Capability::TaskInstanceHeartbeat,
         Capability::TaskInstanceJobId,
         Capability::FabTables,
-        Capability::DeadlineTable,
+        Capability::DeadlineAlerts,
         Capability::DagBundle,
         Capability::HitlDetail,
         Capability::CallbackRequest,
@@ -97,7 +99,9 @@ impl Capability {
             Capability::TaskInstanceHeartbeat => "task_instance.last_heartbeat_at",
             Capability::TaskInstanceJobId => "task_instance.job_id",
             Capability::FabTables => "tables ab_user, ab_role, ab_user_role",
-            Capability::DeadlineTable => "table deadline",
+            Capability::DeadlineAlerts => {
+                "table deadline with deadline_time and callback_state (3.1) or missed (3.2+)"
+            }
             Capability::DagBundle => "table dag_bundle",
             Capability::HitlDetail => "table hitl_detail",
             Capability::CallbackRequest => "table callback_request",
@@ -125,7 +129,11 @@ impl Capability {
             Capability::FabTables => {
                 s.has_table("ab_user") && s.has_table("ab_role") && s.has_table("ab_user_role")
             }
-            Capability::DeadlineTable => s.has_table("deadline"),
+            Capability::DeadlineAlerts => {
+                s.has_column("deadline", "deadline_time")
+                    && (s.has_column("deadline", "callback_state")
+                        || (s.has_column("deadline", "missed") && s.has_table("callback")))
+            }
             Capability::DagBundle => s.has_table("dag_bundle"),
             Capability::HitlDetail => s.has_table("hitl_detail"),
             Capability::CallbackRequest => s.has_table("callback_request"),

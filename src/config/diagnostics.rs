@@ -66,6 +66,11 @@ pub struct Thresholds {
     pub triggerer_alive: Duration,
     /// Triggers one triggerer runs at most: `[triggerer] capacity` (1000).
     pub triggerer_capacity: u32,
+    /// A task instance scheduled, queued or deferred for longer than this,
+    /// or a DAG run queued for longer, is *waiting*: the `task_waiting`
+    /// diagnostic names what holds it.
+    #[serde(with = "humantime_serde_compat")]
+    pub task_waiting: Duration,
     /// The same for a dag-processor, which Airflow judges by its heartrate:
     /// `[scheduler] job_heartbeat_sec` (5 s) times 2.1.
     #[serde(with = "humantime_serde_compat")]
@@ -90,6 +95,7 @@ impl Default for Thresholds {
             triggerer_alive: Duration::from_secs(30),
             dag_processor_alive: Duration::from_millis(10_500),
             triggerer_capacity: 1000,
+            task_waiting: Duration::from_secs(300),
             component_lookback: Duration::from_secs(86_400),
             large_dag_bytes: 5 * 1024 * 1024,
             critical_dag_bytes: 10 * 1024 * 1024,

@@ -135,7 +135,7 @@ pub(super) fn metadata_sql(schema: &Schema) -> String {
     }
 }
 
-fn payload_sql(schema: &Schema, n: usize, ph: &dyn Fn(usize) -> String) -> String {
+pub(super) fn payload_sql(schema: &Schema, n: usize, ph: &dyn Fn(usize) -> String) -> String {
     let key = if schema.has_column("serialized_dag", "id") {
         "id"
     } else {
@@ -173,7 +173,7 @@ fn stored_bytes(data: &Cell, compressed: &Cell) -> usize {
 
 /// The JSON text of a payload: `data` unless it is NULL or JSON `null`,
 /// else `data_compressed` inflated.
-fn payload_json(data: &Cell, compressed: &Cell) -> Result<String, String> {
+pub(super) fn payload_json(data: &Cell, compressed: &Cell) -> Result<String, String> {
     match data {
         Cell::Text(t) if t.trim() != "null" && !t.is_empty() => return Ok(t.clone()),
         Cell::Bytes(b) if b.as_slice() != b"null" && !b.is_empty() => {

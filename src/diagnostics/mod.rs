@@ -21,6 +21,7 @@ mod dag_sizes;
 mod dag_warnings;
 mod dags;
 mod db_health;
+mod deadline_alerts;
 mod history;
 mod hitl;
 mod import_errors;
@@ -28,6 +29,7 @@ mod liveness;
 mod owners;
 mod parsing;
 mod pools;
+mod reschedules;
 mod running;
 mod schedules;
 mod sla;
@@ -35,6 +37,7 @@ pub mod sql;
 pub mod sql_guard;
 mod task_instances;
 mod triggers;
+mod waiting;
 mod zombies;
 
 use std::borrow::Cow;
@@ -532,6 +535,7 @@ pub fn builtin(ctx: &Arc<Context>) -> Vec<Arc<dyn Diagnostic>> {
         sql(backfills::progress()),
         // SLA
         sql(sla::misses()),
+        sql(deadline_alerts::alerts()),
         // Scheduling and resources
         sql(backlog::backlog()),
         sql(schedules::overdue()),
@@ -540,6 +544,8 @@ pub fn builtin(ctx: &Arc<Context>) -> Vec<Arc<dyn Diagnostic>> {
         sql(callbacks::backlog()),
         sql(hitl::pending()),
         sql(zombies::candidates()),
+        Arc::new(waiting::waiting(ctx)),
+        Arc::new(reschedules::reschedules()),
         // Components
         sql(components::heartbeats()),
         sql(liveness::alive_counts()),

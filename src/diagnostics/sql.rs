@@ -33,6 +33,15 @@ pub fn ago(dialect: Dialect, ago: Duration) -> String {
     }
 }
 
+/// The current time, comparable with Airflow's timestamp columns.
+pub fn now(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Postgres => "now()",
+        Dialect::MySql => "NOW(6)",
+        Dialect::Sqlite => "strftime('%Y-%m-%d %H:%M:%f', 'now')",
+    }
+}
+
 /// A boolean column compared with true, portable across the dialects
 /// (PostgreSQL `boolean`, MySQL `tinyint(1)`, SQLite integer).
 pub fn is_true(column: &str) -> String {

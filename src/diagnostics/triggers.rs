@@ -146,14 +146,10 @@ pub(super) fn timeouts() -> SqlDiagnostic {
             "the deferred task instances",
         ),
         |schema: &Schema, _ctx: &Context| -> Result<String, Skip> {
-            let now = match schema.dialect {
-                Dialect::Postgres => "now()",
-                Dialect::MySql => "NOW(6)",
-                Dialect::Sqlite => "strftime('%Y-%m-%d %H:%M:%f', 'now')",
-            };
             Ok(format!(
                 "SELECT dag_id, COUNT(*) AS tasks FROM task_instance \
-                 WHERE state = 'deferred' AND trigger_timeout < {now} GROUP BY dag_id"
+                 WHERE state = 'deferred' AND trigger_timeout < {now} GROUP BY dag_id",
+                now = sql::now(schema.dialect)
             ))
         },
         vec![

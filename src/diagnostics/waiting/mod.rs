@@ -1,0 +1,538 @@
+//! Why a task waits: every task instance scheduled, queued or deferred, and
+//! every DAG run queued, for longer than `[thresholds] task_waiting`, with
+//! the limit that holds it, decided from DB state the way Airflow's
+//! scheduler decides it ([`rules`]; docs/waiting.md).
+//!
+//! Source: the waiting task instances (`ti_state` index) with their DAG run
+//! and DAG (primary keys) and trigger; the running and queued ones
+//! (`ti_state`) for concurrency; `slot_pool`; the live schedulers (`job`,
+//! `job_type_heart`); the queued DAG runs (`dag_run` state index); the
+//! serialized DAG of a DAG with task limits, only when its hash changed.
+//! Cost: proportional to the work in flight, never to the table.
+//!
+//! Exported: counts per DAG, pool and reason, and the oldest waiting task
+//! (or run) per reason, so the series stay bounded by DAGs × reasons.
+
+mod rules;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::dag_sizes::{metadata_sql, payload_json, payload_sql};
+use super::{
+    Aggregate, Category, Context, DiagError, Diagnostic, Family, Meta, MetricSpec, Output, sql,
+};
+use crate::airflow::Schema;
+use crate::db::{Cell, Db, Dialect, Rows};
+use rules::{Occupancy, QueuedRuns, Reason, Scene, TaskLimits, Waiting, WaitingTis};
+
+/// Task limits of one DAG, with the serialized hash they were read from.
+type Limits = (String, HashMap<String, TaskLimits>);
+
+/// The `task_waiting` diagnostic.
+#[derive(Debug)]
+pub(super) struct TaskWaiting {
+    meta: Meta,
+    metrics: Vec<Arc<MetricSpec>>,
+    ctx: Arc<Context>,
+    /// Task limits per DAG, re-read when the DAG's serialized hash changes.
+    limits: Mutex<HashMap<String, Limits>>,
+}
+
+pub(super) fn waiting(ctx: &Arc<Context>) -> TaskWaiting {
+    let g = |name, help, labels: &[&'static str]| MetricSpec::gauge(name, help, "").labels(labels);
+    TaskWaiting {
+        meta: Meta {
+            name: "task_waiting".into(),
+            help: "Task instances and DAG runs waiting longer than thresholds.task_waiting, by what holds them".into(),
+            source: "task_instance (ti_state index), dag_run, dag, slot_pool, trigger, job, serialized_dag".into(),
+            cost: "the work in flight: waiting, running and queued rows; serialized DAGs with task limits when changed".into(),
+            category: Category::Scheduling,
+            interval: Duration::from_secs(30),
+            timeout: None,
+            requires: Vec::new(),
+        },
+        metrics: vec![
+            g("airflow_waiting_tasks", "Task instances scheduled, queued or deferred longer than thresholds.task_waiting, by DAG, pool and the reason they wait", &["dag_id", "pool", "reason"]),
+            g("airflow_waiting_task_oldest_age_seconds", "How long the oldest task instance waiting for a reason has waited, and which task it is", &["reason", "dag_id", "task_id"]).seconds_since().merge(Aggregate::Min),
+            g("airflow_waiting_dag_runs", "DAG runs queued longer than thresholds.task_waiting, by the reason they are not started", &["dag_id", "reason"]),
+            g("airflow_waiting_dag_run_oldest_age_seconds", "How long the oldest DAG run waiting for a reason has been queued, and its DAG", &["reason", "dag_id"]).seconds_since().merge(Aggregate::Min),
+        ]
+        .into_iter()
+        .map(Arc::new)
+        .collect(),
+        ctx: ctx.clone(),
+        limits: Mutex::new(HashMap::new()),
+    }
+}
+
+/// The live schedulers, by Airflow's health-check rule.
+fn schedulers_sql(d: Dialect, ctx: &Context) -> String {
+    format!(
+        "SELECT COUNT(*) AS alive FROM job WHERE job_type = 'SchedulerJob' AND state = 'running' \
+         AND latest_heartbeat > {}",
+        sql::ago(d, ctx.thresholds.scheduler_alive)
+    )
+}
+
+/// Since when a waiting task instance waits, by its state.
+fn since_expr(schema: &Schema) -> String {
+    let scheduled = if schema.has_column("task_instance", "scheduled_dttm") {
+        "COALESCE(ti.scheduled_dttm, ti.updated_at)"
+    } else {
+        "ti.updated_at"
+    };
+    format!(
+        "CASE ti.state WHEN 'scheduled' THEN {scheduled} \
+         WHEN 'queued' THEN COALESCE(ti.queued_dttm, ti.updated_at) ELSE ti.updated_at END"
+    )
+}
+
+fn trigger_table(d: Dialect) -> &'static str {
+    if d == Dialect::MySql {
+        "`trigger`"
+    } else {
+        "\"trigger\""
+    }
+}
+
+/// The waiting task instances, per (dag, run, task, state, pool).
+fn waiting_sql(schema: &Schema, ctx: &Context) -> String {
+    let d = schema.dialect;
+    let since = since_expr(schema);
+    let limits = if schema.has_column("dag", "has_task_concurrency_limits") {
+        sql::is_true("dg.has_task_concurrency_limits")
+    } else {
+        "1 = 1".to_owned()
+    };
+    format!(
+        "SELECT ti.dag_id AS dag_id, ti.run_id AS run_id, ti.task_id AS task_id, \
+                ti.state AS state, ti.pool AS pool, MAX(ti.pool_slots) AS pool_slots, \
+                COUNT(*) AS n, MIN({since_epoch}) AS since, \
+                MAX(CASE WHEN dr.state = 'running' THEN 1 ELSE 0 END) AS run_running, \
+                MAX(CASE WHEN {paused} THEN 1 ELSE 0 END) AS paused, \
+                MAX(dg.max_active_tasks) AS max_active_tasks, \
+                MAX(CASE WHEN {limits} THEN 1 ELSE 0 END) AS task_limits, \
+                MAX(CASE WHEN a.id IS NOT NULL THEN 1 ELSE 0 END) AS trigger_live \
+         FROM task_instance ti \
+         JOIN dag_run dr ON dr.dag_id = ti.dag_id AND dr.run_id = ti.run_id \
+         LEFT JOIN dag dg ON dg.dag_id = ti.dag_id \
+         LEFT JOIN {trigger} t ON t.id = ti.trigger_id \
+         LEFT JOIN (SELECT id FROM job WHERE job_type = 'TriggererJob' AND end_date IS NULL \
+                    AND latest_heartbeat > {alive}) a ON a.id = t.triggerer_id \
+         WHERE ti.state IN ('scheduled', 'queued', 'deferred') AND {since} < {ago} \
+         GROUP BY ti.dag_id, ti.run_id, ti.task_id, ti.state, ti.pool",
+        since_epoch = sql::epoch(d, &since),
+        paused = sql::is_true("dg.is_paused"),
+        trigger = trigger_table(d),
+        alive = sql::ago(d, ctx.thresholds.triggerer_alive),
+        ago = sql::ago(d, ctx.thresholds.task_waiting),
+    )
+}
+
+/// Running and queued task instances (Airflow's `EXECUTION_STATES`).
+fn active_sql() -> String {
+    "SELECT dag_id, run_id, task_id, COUNT(*) AS n FROM task_instance \
+     WHERE state IN ('running', 'queued') GROUP BY dag_id, run_id, task_id"
+        .to_owned()
+}
+
+/// Each pool's size and open slots, as `Pool.slots_stats` computes them.
+fn pools_sql(schema: &Schema) -> String {
+    let deferred = if schema.has_column("slot_pool", "include_deferred") {
+        sql::is_true("p.include_deferred")
+    } else {
+        "1 = 0".to_owned()
+    };
+    format!(
+        "SELECT p.pool AS pool, p.slots AS slots, \
+                p.slots - COALESCE(u.used, 0) \
+                  - CASE WHEN {deferred} THEN COALESCE(u.deferred, 0) ELSE 0 END AS open \
+         FROM slot_pool p LEFT JOIN ( \
+           SELECT pool, SUM(CASE WHEN state = 'deferred' THEN 0 ELSE pool_slots END) AS used, \
+                  SUM(CASE WHEN state = 'deferred' THEN pool_slots ELSE 0 END) AS deferred \
+           FROM task_instance WHERE state IN ('running', 'queued', 'deferred') GROUP BY pool \
+         ) u ON u.pool = p.pool"
+    )
+}
+
+/// Queued DAG runs per DAG (backfill runs are the backfill's business: the
+/// `backfills` diagnostic), with the DAG's running runs.
+fn runs_sql(schema: &Schema, ctx: &Context) -> String {
+    let d = schema.dialect;
+    let due = if schema.has_column("dag_run", "run_after") {
+        "dr.run_after"
+    } else {
+        "dr.execution_date"
+    };
+    format!(
+        "SELECT dr.dag_id AS dag_id, COUNT(*) AS n, MIN({queued}) AS since, \
+                MAX(CASE WHEN {paused} THEN 1 ELSE 0 END) AS paused, \
+                MAX(dg.max_active_runs) AS max_active_runs, MAX(COALESCE(r.running, 0)) AS running \
+         FROM dag_run dr LEFT JOIN dag dg ON dg.dag_id = dr.dag_id \
+         LEFT JOIN (SELECT dag_id, COUNT(*) AS running FROM dag_run \
+                    WHERE state = 'running' AND run_type <> 'backfill' GROUP BY dag_id) r \
+           ON r.dag_id = dr.dag_id \
+         WHERE dr.state = 'queued' AND dr.run_type <> 'backfill' \
+           AND dr.queued_at < {ago} AND {due} <= {now} \
+         GROUP BY dr.dag_id",
+        queued = sql::epoch(d, "dr.queued_at"),
+        paused = sql::is_true("dg.is_paused"),
+        ago = sql::ago(d, ctx.thresholds.task_waiting),
+        now = sql::now(d),
+    )
+}
+
+/// A named column of `rows`, or a mapping error.
+fn col(rows: &Rows, name: &str) -> Result<usize, DiagError> {
+    rows.column(name)
+        .ok_or_else(|| DiagError::Mapping(format!("column {name} missing")))
+}
+
+fn num(c: &Cell) -> Option<f64> {
+    c.as_f64()
+}
+
+fn flag(c: &Cell) -> bool {
+    num(c).is_some_and(|v| v != 0.0)
+}
+
+fn count(c: &Cell) -> u64 {
+    num(c).map_or(0, |v| v.max(0.0) as u64)
+}
+
+fn parse_waiting(rows: &Rows) -> Result<Vec<WaitingTis>, DiagError> {
+    if rows.rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let c = |n| col(rows, n);
+    let (dag, run, task, state, pool) = (
+        c("dag_id")?,
+        c("run_id")?,
+        c("task_id")?,
+        c("state")?,
+        c("pool")?,
+    );
+    let (slots, n, since, running) = (c("pool_slots")?, c("n")?, c("since")?, c("run_running")?);
+    let (paused, mat, limits, live) = (
+        c("paused")?,
+        c("max_active_tasks")?,
+        c("task_limits")?,
+        c("trigger_live")?,
+    );
+    Ok(rows
+        .rows
+        .iter()
+        .map(|r| WaitingTis {
+            dag_id: r[dag].as_label(),
+            run_id: r[run].as_label(),
+            task_id: r[task].as_label(),
+            state: match r[state].as_label().as_str() {
+                "queued" => Waiting::Queued,
+                "deferred" => Waiting::Deferred,
+                _ => Waiting::Scheduled,
+            },
+            pool: r[pool].as_label(),
+            pool_slots: num(&r[slots]).unwrap_or(1.0),
+            count: count(&r[n]),
+            since: num(&r[since]).unwrap_or(f64::NAN),
+            run_running: flag(&r[running]),
+            dag_paused: flag(&r[paused]),
+            max_active_tasks: num(&r[mat]).map(|v| v.max(0.0) as u64),
+            task_limits: flag(&r[limits]),
+            trigger_live: flag(&r[live]),
+        })
+        .collect())
+}
+
+fn parse_occupancy(active: &Rows, pools: &Rows) -> Result<Occupancy, DiagError> {
+    let mut occ = Occupancy::default();
+    if !active.rows.is_empty() {
+        let (dag, run, task, n) = (
+            col(active, "dag_id")?,
+            col(active, "run_id")?,
+            col(active, "task_id")?,
+            col(active, "n")?,
+        );
+        for r in &active.rows {
+            let (d, ru, t, n) = (
+                r[dag].as_label(),
+                r[run].as_label(),
+                r[task].as_label(),
+                count(&r[n]),
+            );
+            *occ.per_dag.entry(d.clone()).or_default() += n;
+            *occ.per_run.entry((d.clone(), ru.clone())).or_default() += n;
+            *occ.per_task.entry((d.clone(), t.clone())).or_default() += n;
+            *occ.per_run_task.entry((d, ru, t)).or_default() += n;
+        }
+    }
+    if !pools.rows.is_empty() {
+        let (pool, slots, open) = (
+            col(pools, "pool")?,
+            col(pools, "slots")?,
+            col(pools, "open")?,
+        );
+        for r in &pools.rows {
+            let total = num(&r[slots]).unwrap_or(0.0);
+            let (total, open) = if total < 0.0 {
+                (f64::INFINITY, f64::INFINITY)
+            } else {
+                (total, num(&r[open]).unwrap_or(total))
+            };
+            occ.pools.insert(r[pool].as_label(), (total, open));
+        }
+    }
+    Ok(occ)
+}
+
+fn parse_runs(rows: &Rows) -> Result<Vec<QueuedRuns>, DiagError> {
+    if rows.rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let c = |n| col(rows, n);
+    let (dag, n, since, paused, mar, running) = (
+        c("dag_id")?,
+        c("n")?,
+        c("since")?,
+        c("paused")?,
+        c("max_active_runs")?,
+        c("running")?,
+    );
+    Ok(rows
+        .rows
+        .iter()
+        .map(|r| QueuedRuns {
+            dag_id: r[dag].as_label(),
+            count: count(&r[n]),
+            since: num(&r[since]).unwrap_or(f64::NAN),
+            dag_paused: flag(&r[paused]),
+            max_active_runs: num(&r[mar]).map(|v| v.max(0.0) as u64),
+            running: count(&r[running]),
+        })
+        .collect())
+}
+
+/// Counts and the oldest item per reason.
+struct Tally<K: Ord> {
+    counts: BTreeMap<K, u64>,
+    oldest: BTreeMap<Reason, (f64, Vec<String>)>,
+}
+
+impl<K: Ord> Tally<K> {
+    fn new() -> Self {
+        Tally {
+            counts: BTreeMap::new(),
+            oldest: BTreeMap::new(),
+        }
+    }
+
+    fn add(&mut self, key: K, reason: Reason, n: u64, since: f64, who: Vec<String>) {
+        *self.counts.entry(key).or_default() += n;
+        let e = self
+            .oldest
+            .entry(reason)
+            .or_insert((f64::INFINITY, Vec::new()));
+        if since < e.0 {
+            *e = (since, who);
+        }
+    }
+
+    fn oldest(&self) -> Vec<(Vec<String>, f64)> {
+        self.oldest
+            .iter()
+            .filter(|(_, (t, _))| t.is_finite())
+            .map(|(r, (t, who))| {
+                let mut labels = vec![r.as_str().to_owned()];
+                labels.extend(who.iter().cloned());
+                (labels, *t)
+            })
+            .collect()
+    }
+}
+
+impl TaskWaiting {
+    /// Task limits of the DAGs with task limits among `dags`, from their
+    /// serialized DAG (read again only when its hash changed).
+    async fn task_limits(
+        &self,
+        db: &Db,
+        schema: &Schema,
+        dags: &[String],
+        timeout: Duration,
+    ) -> Result<HashMap<(String, String), TaskLimits>, DiagError> {
+        let mut out = HashMap::new();
+        if dags.is_empty() {
+            return Ok(out);
+        }
+        let marks: Vec<String> = (1..=dags.len()).map(|i| db.placeholder(i)).collect();
+        let meta_sql = format!(
+            "{} WHERE s.dag_id IN ({})",
+            metadata_sql(schema),
+            marks.join(", ")
+        );
+        let meta = db.query_bind(&meta_sql, dags, timeout).await?;
+        let mut stale: Vec<(String, String, String)> = Vec::new();
+        if !meta.rows.is_empty() {
+            let (dag, hash, row) = (
+                col(&meta, "dag_id")?,
+                col(&meta, "dag_hash")?,
+                col(&meta, "row_id")?,
+            );
+            let cache = self.limits.lock().unwrap_or_else(|p| p.into_inner());
+            for r in &meta.rows {
+                let (d, h) = (r[dag].as_label(), r[hash].as_label());
+                if cache.get(&d).is_none_or(|(seen, _)| *seen != h) {
+                    stale.push((r[row].as_label(), d, h));
+                }
+            }
+        }
+        for (row_id, dag, hash) in stale {
+            let one = [row_id];
+            let p = db
+                .query_bind(
+                    &payload_sql(schema, 1, &|i| db.placeholder(i)),
+                    &one,
+                    timeout,
+                )
+                .await?;
+            let parsed = match p.rows.first() {
+                Some(r) => {
+                    let json = payload_json(&r[col(&p, "data")?], &r[col(&p, "data_compressed")?])
+                        .map_err(DiagError::Mapping)?;
+                    let v = serde_json::from_str(&json)
+                        .map_err(|e| DiagError::Mapping(e.to_string()))?;
+                    rules::task_limits(&v)
+                }
+                None => HashMap::new(),
+            };
+            let mut cache = self.limits.lock().unwrap_or_else(|p| p.into_inner());
+            cache.insert(dag, (hash, parsed));
+        }
+        let cache = self.limits.lock().unwrap_or_else(|p| p.into_inner());
+        for d in dags {
+            for (task, l) in cache.get(d).map(|(_, l)| l.iter()).into_iter().flatten() {
+                out.insert((d.clone(), task.clone()), *l);
+            }
+        }
+        Ok(out)
+    }
+
+    fn families(
+        &self,
+        tasks: &Tally<(String, String, Reason)>,
+        runs: &Tally<(String, Reason)>,
+    ) -> Vec<Family> {
+        let t = tasks
+            .counts
+            .iter()
+            .map(|((d, p, r), n)| (vec![d.clone(), p.clone(), r.as_str().to_owned()], *n as f64))
+            .collect();
+        let r = runs
+            .counts
+            .iter()
+            .map(|((d, r), n)| (vec![d.clone(), r.as_str().to_owned()], *n as f64))
+            .collect();
+        Family::zip(&self.metrics, vec![t, tasks.oldest(), r, runs.oldest()])
+    }
+}
+
+#[async_trait]
+impl Diagnostic for TaskWaiting {
+    fn meta(&self) -> &Meta {
+        &self.meta
+    }
+
+    fn metrics(&self) -> &[Arc<MetricSpec>] {
+        &self.metrics
+    }
+
+    fn reset(&self) {
+        self.limits
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
+    fn explain_sql(&self, schema: &Schema) -> Vec<String> {
+        let meta = format!(
+            "{} WHERE s.dag_id IN ('ws_a', 'ws_b')",
+            metadata_sql(schema)
+        );
+        let payload = payload_sql(schema, 1, &|_| {
+            "'00000000-0000-0000-0000-000000000001'".into()
+        });
+        vec![
+            schedulers_sql(schema.dialect, &self.ctx),
+            waiting_sql(schema, &self.ctx),
+            active_sql(),
+            pools_sql(schema),
+            runs_sql(schema, &self.ctx),
+            meta,
+            payload,
+        ]
+    }
+
+    async fn run(&self, db: &Db, schema: &Schema, timeout: Duration) -> Result<Output, DiagError> {
+        let ctx = &self.ctx;
+        let alive = db
+            .query(&schedulers_sql(schema.dialect, ctx), timeout)
+            .await?;
+        let scheduler_alive = alive.rows.first().is_some_and(|r| count(&r[0]) > 0);
+        let waiting = db.query(&waiting_sql(schema, ctx), timeout).await?;
+        let active = db.query(&active_sql(), timeout).await?;
+        let pools = db.query(&pools_sql(schema), timeout).await?;
+        let queued = db.query(&runs_sql(schema, ctx), timeout).await?;
+        let tis = parse_waiting(&waiting)?;
+        let occupancy = parse_occupancy(&active, &pools)?;
+        let mut with_limits: Vec<String> = tis
+            .iter()
+            .filter(|t| t.task_limits && t.state == Waiting::Scheduled)
+            .map(|t| t.dag_id.clone())
+            .collect();
+        with_limits.sort();
+        with_limits.dedup();
+        let limits = self.task_limits(db, schema, &with_limits, timeout).await?;
+        let scene = Scene {
+            scheduler_alive,
+            max_active_tasks_per_run: schema.major >= 3,
+            occupancy: &occupancy,
+            limits: &limits,
+        };
+        let mut tasks = Tally::new();
+        for t in &tis {
+            let reason = rules::task_reason(t, &scene);
+            let who = vec![t.dag_id.clone(), t.task_id.clone()];
+            tasks.add(
+                (t.dag_id.clone(), t.pool.clone(), reason),
+                reason,
+                t.count,
+                t.since,
+                who,
+            );
+        }
+        let mut runs = Tally::new();
+        for r in parse_runs(&queued)? {
+            let reason = rules::run_reason(&r, scheduler_alive);
+            runs.add(
+                (r.dag_id.clone(), reason),
+                reason,
+                r.count,
+                r.since,
+                vec![r.dag_id.clone()],
+            );
+        }
+        let rows = alive.rows.len()
+            + waiting.rows.len()
+            + active.rows.len()
+            + pools.rows.len()
+            + queued.rows.len();
+        Ok(Output {
+            families: self.families(&tasks, &runs),
+            rows,
+        })
+    }
+}
