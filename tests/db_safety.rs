@@ -226,3 +226,54 @@ async fn custom_queries_never_share_a_session() {
         assert_eq!(c, d, "{dialect}: pooled queries keep their connection");
     }
 }
+
+/// `Db::query_snapshot`: every statement of the batch sees the database as
+/// the first one did, even when a row is committed between them; a write
+/// inside the batch still fails.
+#[tokio::test]
+async fn a_snapshot_batch_sees_one_moment() {
+    for dialect in [Dialect::Postgres, Dialect::MySql] {
+        let db = TestDb::with_schema(dialect, VERSION).await;
+        let handle = db.windsock(&fast_settings());
+        let sleep = match dialect {
+            Dialect::Postgres => "SELECT pg_sleep(1.5) IS NULL AS slept",
+            _ => "SELECT SLEEP(1.5) AS slept",
+        };
+        let count = "SELECT COUNT(*) AS n FROM slot_pool";
+        let writer = async {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            db.exec_script(
+                "INSERT INTO slot_pool (pool, slots, description, include_deferred) \
+                 VALUES ('ws_snapshot', 1, 'x', false)",
+            )
+            .await;
+        };
+        let batch = [count, sleep, count];
+        let (rows, ()) = tokio::join!(
+            handle.query_snapshot(&batch, Duration::from_secs(10)),
+            writer
+        );
+        let rows = rows.unwrap_or_else(|e| panic!("{dialect}: {e}"));
+        let n = |i: usize| rows[i].rows[0][0].as_f64().unwrap();
+        assert_eq!(
+            n(0),
+            n(2),
+            "{dialect}: the insert between the statements is not seen"
+        );
+        let after = handle.query(count, Duration::from_secs(5)).await.unwrap();
+        assert_eq!(
+            after.rows[0][0].as_f64().unwrap(),
+            n(0) + 1.0,
+            "{dialect}: it was committed"
+        );
+        let write = "DELETE FROM slot_pool WHERE pool = 'ws_snapshot'";
+        let err = handle
+            .query_snapshot(&[count, write], Duration::from_secs(5))
+            .await
+            .expect_err(&format!(
+                "{dialect}: a write went through the snapshot batch"
+            ));
+        assert!(matches!(err, DbError::Query(_)), "{dialect}: {err}");
+        handle.close().await;
+    }
+}

@@ -336,7 +336,13 @@ impl Db {
     /// A statement without [`QUERY_TAG`] (so [`Db::cancel_in_flight`] does
     /// not find itself).
     async fn untagged(&self, sql: &str, timeout: Duration) -> Result<Rows, DbError> {
-        self.query_inner(sql, &[], timeout, false, false).await
+        let opts = Run {
+            close: false,
+            tagged: false,
+            snapshot: false,
+        };
+        let mut out = self.query_inner(&[sql], &[], timeout, opts).await?;
+        Ok(out.remove(0))
     }
 
     pub async fn close(&self) {
@@ -376,6 +382,25 @@ impl Db {
         self.run_counted(sql, binds, timeout, false).await
     }
 
+    /// Runs read-only statements one after another in one transaction
+    /// that sees one snapshot of the database (PostgreSQL `REPEATABLE
+    /// READ`, MySQL `WITH CONSISTENT SNAPSHOT`, SQLite's read transaction),
+    /// with one deadline of `timeout` for all of them: numbers computed from
+    /// several statements then agree with each other, and the transaction
+    /// costs its round trips once.
+    pub async fn query_snapshot(
+        &self,
+        sqls: &[&str],
+        timeout: Duration,
+    ) -> Result<Vec<Rows>, DbError> {
+        let opts = Run {
+            close: false,
+            tagged: true,
+            snapshot: true,
+        };
+        self.counted(sqls, &[], timeout, opts).await
+    }
+
     async fn run_counted(
         &self,
         sql: &str,
@@ -383,30 +408,51 @@ impl Db {
         timeout: Duration,
         close: bool,
     ) -> Result<Rows, DbError> {
+        let opts = Run {
+            close,
+            tagged: true,
+            snapshot: false,
+        };
+        Ok(self.counted(&[sql], binds, timeout, opts).await?.remove(0))
+    }
+
+    async fn counted(
+        &self,
+        sqls: &[&str],
+        binds: &[String],
+        timeout: Duration,
+        opts: Run,
+    ) -> Result<Vec<Rows>, DbError> {
         let started = Instant::now();
-        let res = self.query_inner(sql, binds, timeout, close, true).await;
+        let res = self.query_inner(sqls, binds, timeout, opts).await;
         self.stats
             .nanos
             .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
-        self.stats.queries.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .queries
+            .fetch_add(sqls.len() as u64, Ordering::Relaxed);
         res
     }
 
     async fn query_inner(
         &self,
-        sql: &str,
+        sqls: &[&str],
         binds: &[String],
         timeout: Duration,
-        close: bool,
-        tagged: bool,
-    ) -> Result<Rows, DbError> {
-        let tagged_sql;
-        let sql = if tagged && self.dialect() != Dialect::Sqlite {
-            tagged_sql = format!("{}{sql}", *QUERY_TAG);
-            tagged_sql.as_str()
-        } else {
-            sql
-        };
+        opts: Run,
+    ) -> Result<Vec<Rows>, DbError> {
+        let tag = opts.tagged && self.dialect() != Dialect::Sqlite;
+        let sqls: Vec<String> = sqls
+            .iter()
+            .map(|s| {
+                if tag {
+                    format!("{}{s}", *QUERY_TAG)
+                } else {
+                    (*s).to_owned()
+                }
+            })
+            .collect();
+        let close = opts.close;
         let deadline = timeout.min(self.statement_timeout);
         match &self.pool {
             Pool::Postgres(p) => {
@@ -419,18 +465,29 @@ impl Db {
                     // behind PgBouncer too); the read-only transaction
                     // cannot be switched to read-write inside.
                     let begin = format!(
-                        "BEGIN READ ONLY; {}",
+                        "BEGIN {}READ ONLY; {}",
+                        if opts.snapshot {
+                            "ISOLATION LEVEL REPEATABLE READ "
+                        } else {
+                            ""
+                        },
                         session::postgres_transaction_settings(deadline, self.lock_timeout)
                     );
                     sqlx::raw_sql(sqlx::AssertSqlSafe(begin))
                         .execute(&mut *conn)
                         .await?;
-                    // Unnamed: a statement prepared by name would outlive the
-                    // transaction on a pooled server connection.
-                    let q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
-                    let out = collect(bind_all(q, binds).fetch(&mut *conn), decode_pg).await;
+                    let mut out = Vec::with_capacity(sqls.len());
+                    for sql in &sqls {
+                        // Unnamed: a statement prepared by name would outlive
+                        // the transaction on a pooled server connection.
+                        let q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).persistent(false);
+                        match collect(bind_all(q, binds).fetch(&mut *conn), decode_pg).await {
+                            Ok(rows) => out.push(rows),
+                            Err(e) => return Err(e),
+                        }
+                    }
                     conn.execute("ROLLBACK").await?;
-                    out
+                    Ok(out)
                 };
                 let res = tokio::time::timeout(deadline + CLIENT_SLACK, fut).await;
                 finish(res, deadline, conn, close).await
@@ -441,14 +498,22 @@ impl Db {
                     Err(e) => return Err(self.acquire_error(e).await),
                 };
                 let fut = async {
-                    conn.execute("START TRANSACTION READ ONLY").await?;
-                    let out = collect(
-                        bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), binds).fetch(&mut *conn),
-                        decode_mysql,
-                    )
-                    .await;
+                    conn.execute(if opts.snapshot {
+                        "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY"
+                    } else {
+                        "START TRANSACTION READ ONLY"
+                    })
+                    .await?;
+                    let mut out = Vec::with_capacity(sqls.len());
+                    for sql in &sqls {
+                        let q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+                        match collect(bind_all(q, binds).fetch(&mut *conn), decode_mysql).await {
+                            Ok(rows) => out.push(rows),
+                            Err(e) => return Err(e),
+                        }
+                    }
                     conn.execute("ROLLBACK").await?;
-                    out
+                    Ok(out)
                 };
                 let res = tokio::time::timeout(deadline + CLIENT_SLACK, fut).await;
                 finish(res, deadline, conn, close).await
@@ -474,14 +539,18 @@ impl Db {
                     });
                 }
                 let fut = async {
+                    // A read transaction keeps the snapshot of its first read.
                     conn.execute("BEGIN").await?;
-                    let out = collect(
-                        bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), binds).fetch(&mut *conn),
-                        decode_sqlite,
-                    )
-                    .await;
+                    let mut out = Vec::with_capacity(sqls.len());
+                    for sql in &sqls {
+                        let q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+                        match collect(bind_all(q, binds).fetch(&mut *conn), decode_sqlite).await {
+                            Ok(rows) => out.push(rows),
+                            Err(e) => return Err(e),
+                        }
+                    }
                     conn.execute("ROLLBACK").await?;
-                    out
+                    Ok(out)
                 };
                 let res = tokio::time::timeout(deadline + CLIENT_SLACK, fut).await;
                 if let Ok(mut handle) = conn.lock_handle().await {
@@ -640,12 +709,23 @@ where
     Ok(out)
 }
 
-async fn finish<DB: sqlx::Database>(
-    res: Result<Result<Rows, QueryFail>, tokio::time::error::Elapsed>,
+/// How [`Db::query_inner`] runs its statements.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    /// Close the connection afterwards (user-defined SQL).
+    close: bool,
+    /// Prefix [`QUERY_TAG`] (so shutdown can cancel the statements).
+    tagged: bool,
+    /// One snapshot for all statements.
+    snapshot: bool,
+}
+
+async fn finish<DB: sqlx::Database, T>(
+    res: Result<Result<T, QueryFail>, tokio::time::error::Elapsed>,
     deadline: Duration,
     mut conn: sqlx::pool::PoolConnection<DB>,
     close: bool,
-) -> Result<Rows, DbError> {
+) -> Result<T, DbError> {
     if close || !matches!(res, Ok(Ok(_))) {
         // After an error the transaction may still be open, and after a
         // client-side timeout the connection is mid-statement: never hand

@@ -575,11 +575,11 @@ pub struct Planned {
     pub timeout: Duration,
 }
 
-/// Builds the registry a configuration asks for: built-ins and
 /// The shortest interval a diagnostic may run at: `0s` would be a hot loop
 /// of queries against the Airflow database.
 pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
 
+/// Builds the registry a configuration asks for: built-ins and
 /// user-defined queries, overrides applied, disabled ones left out. Called
 /// once per target, so stateful diagnostics never share state.
 pub fn registry(settings: &Settings) -> Result<Vec<Planned>, String> {

@@ -51,7 +51,8 @@ pub(super) fn waiting(ctx: &Arc<Context>) -> TaskWaiting {
             source: "task_instance (ti_state index), dag_run, dag, slot_pool, trigger, job, serialized_dag".into(),
             cost: "the work in flight: waiting, running and queued rows; serialized DAGs with task limits when changed".into(),
             category: Category::Scheduling,
-            interval: Duration::from_secs(30),
+            // A wait matters after minutes (thresholds.task_waiting, 5 min).
+            interval: Duration::from_secs(60),
             timeout: None,
             requires: Vec::new(),
         },
@@ -108,23 +109,29 @@ fn waiting_sql(schema: &Schema, ctx: &Context) -> String {
     } else {
         "1 = 1".to_owned()
     };
+    // Grouped first, then joined to the run and the DAG by key: the joins
+    // see one row per group.
     format!(
-        "SELECT ti.dag_id AS dag_id, ti.run_id AS run_id, ti.task_id AS task_id, \
-                ti.state AS state, ti.pool AS pool, MAX(ti.pool_slots) AS pool_slots, \
-                COUNT(*) AS n, MIN({since_epoch}) AS since, \
-                MAX(CASE WHEN dr.state = 'running' THEN 1 ELSE 0 END) AS run_running, \
-                MAX(CASE WHEN {paused} THEN 1 ELSE 0 END) AS paused, \
-                MAX(dg.max_active_tasks) AS max_active_tasks, \
-                MAX(CASE WHEN {limits} THEN 1 ELSE 0 END) AS task_limits, \
-                MAX(CASE WHEN a.id IS NOT NULL THEN 1 ELSE 0 END) AS trigger_live \
-         FROM task_instance ti \
-         JOIN dag_run dr ON dr.dag_id = ti.dag_id AND dr.run_id = ti.run_id \
-         LEFT JOIN dag dg ON dg.dag_id = ti.dag_id \
-         LEFT JOIN {trigger} t ON t.id = ti.trigger_id \
-         LEFT JOIN (SELECT id FROM job WHERE job_type = 'TriggererJob' AND end_date IS NULL \
-                    AND latest_heartbeat > {alive}) a ON a.id = t.triggerer_id \
-         WHERE ti.state IN ('scheduled', 'queued', 'deferred') AND {since} < {ago} \
-         GROUP BY ti.dag_id, ti.run_id, ti.task_id, ti.state, ti.pool",
+        "SELECT w.dag_id AS dag_id, w.run_id AS run_id, w.task_id AS task_id, w.state AS state, \
+                w.pool AS pool, w.pool_slots AS pool_slots, w.n AS n, w.since AS since, \
+                CASE WHEN dr.state = 'running' THEN 1 ELSE 0 END AS run_running, \
+                CASE WHEN {paused} THEN 1 ELSE 0 END AS paused, \
+                dg.max_active_tasks AS max_active_tasks, \
+                CASE WHEN {limits} THEN 1 ELSE 0 END AS task_limits, \
+                w.trigger_live AS trigger_live \
+         FROM (SELECT ti.dag_id, ti.run_id, ti.task_id, ti.state, ti.pool, \
+                      MAX(ti.pool_slots) AS pool_slots, COUNT(*) AS n, \
+                      MIN({since_epoch}) AS since, \
+                      MAX(CASE WHEN ti.trigger_id IN (SELECT t.id FROM {trigger} t \
+                            JOIN job j ON j.id = t.triggerer_id \
+                            WHERE j.job_type = 'TriggererJob' AND j.end_date IS NULL \
+                              AND j.latest_heartbeat > {alive}) \
+                          THEN 1 ELSE 0 END) AS trigger_live \
+               FROM task_instance ti \
+               WHERE ti.state IN ('scheduled', 'queued', 'deferred') AND {since} < {ago} \
+               GROUP BY ti.dag_id, ti.run_id, ti.task_id, ti.state, ti.pool) w \
+         JOIN dag_run dr ON dr.dag_id = w.dag_id AND dr.run_id = w.run_id \
+         LEFT JOIN dag dg ON dg.dag_id = w.dag_id",
         since_epoch = sql::epoch(d, &since),
         paused = sql::is_true("dg.is_paused"),
         trigger = trigger_table(d),
@@ -168,17 +175,19 @@ fn runs_sql(schema: &Schema, ctx: &Context) -> String {
     } else {
         "dr.execution_date"
     };
+    // Grouped per DAG first; each DAG's running runs counted by index.
     format!(
-        "SELECT dr.dag_id AS dag_id, COUNT(*) AS n, MIN({queued}) AS since, \
-                MAX(CASE WHEN {paused} THEN 1 ELSE 0 END) AS paused, \
-                MAX(dg.max_active_runs) AS max_active_runs, MAX(COALESCE(r.running, 0)) AS running \
-         FROM dag_run dr LEFT JOIN dag dg ON dg.dag_id = dr.dag_id \
-         LEFT JOIN (SELECT dag_id, COUNT(*) AS running FROM dag_run \
-                    WHERE state = 'running' AND run_type <> 'backfill' GROUP BY dag_id) r \
-           ON r.dag_id = dr.dag_id \
-         WHERE dr.state = 'queued' AND dr.run_type <> 'backfill' \
-           AND dr.queued_at < {ago} AND {due} <= {now} \
-         GROUP BY dr.dag_id",
+        "SELECT q.dag_id AS dag_id, q.n AS n, q.since AS since, \
+                CASE WHEN {paused} THEN 1 ELSE 0 END AS paused, \
+                dg.max_active_runs AS max_active_runs, \
+                (SELECT COUNT(*) FROM dag_run r WHERE r.dag_id = q.dag_id \
+                   AND r.state = 'running' AND r.run_type <> 'backfill') AS running \
+         FROM (SELECT dr.dag_id AS dag_id, COUNT(*) AS n, MIN({queued}) AS since \
+               FROM dag_run dr \
+               WHERE dr.state = 'queued' AND dr.run_type <> 'backfill' \
+                 AND dr.queued_at < {ago} AND {due} <= {now} \
+               GROUP BY dr.dag_id) q \
+         LEFT JOIN dag dg ON dg.dag_id = q.dag_id",
         queued = sql::epoch(d, "dr.queued_at"),
         paused = sql::is_true("dg.is_paused"),
         ago = sql::ago(d, ctx.thresholds.task_waiting),
@@ -478,14 +487,21 @@ impl Diagnostic for TaskWaiting {
 
     async fn run(&self, db: &Db, schema: &Schema, timeout: Duration) -> Result<Output, DiagError> {
         let ctx = &self.ctx;
-        let alive = db
-            .query(&schedulers_sql(schema.dialect, ctx), timeout)
-            .await?;
+        // One snapshot: what waits and what holds it, at the same instant.
+        let sqls = [
+            schedulers_sql(schema.dialect, ctx),
+            waiting_sql(schema, ctx),
+            active_sql(),
+            pools_sql(schema),
+            runs_sql(schema, ctx),
+        ];
+        let refs: Vec<&str> = sqls.iter().map(String::as_str).collect();
+        let [alive, waiting, active, pools, queued]: [Rows; 5] = db
+            .query_snapshot(&refs, timeout)
+            .await?
+            .try_into()
+            .map_err(|_| DiagError::Mapping("statement results missing".into()))?;
         let scheduler_alive = alive.rows.first().is_some_and(|r| count(&r[0]) > 0);
-        let waiting = db.query(&waiting_sql(schema, ctx), timeout).await?;
-        let active = db.query(&active_sql(), timeout).await?;
-        let pools = db.query(&pools_sql(schema), timeout).await?;
-        let queued = db.query(&runs_sql(schema, ctx), timeout).await?;
         let tis = parse_waiting(&waiting)?;
         let occupancy = parse_occupancy(&active, &pools)?;
         let mut with_limits: Vec<String> = tis
