@@ -132,6 +132,16 @@ impl Fx {
         }
     }
 
+    /// "now plus `secs` seconds", like [`Fx::ago`]: for rows that must stay
+    /// in the future however old the fixture is.
+    pub fn ahead(&self, secs: u64) -> String {
+        match self.dialect {
+            Dialect::Postgres => format!("(now() + interval '{secs} seconds')"),
+            Dialect::MySql => format!("(UTC_TIMESTAMP(6) + INTERVAL {secs} SECOND)"),
+            Dialect::Sqlite => format!("strftime('%Y-%m-%d %H:%M:%f', 'now', '+{secs} seconds')"),
+        }
+    }
+
     /// The boolean literal `b` of this dialect.
     pub fn bool(&self, b: bool) -> &'static str {
         match (self.dialect, b) {
