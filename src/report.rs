@@ -558,9 +558,25 @@ fn waiting(t: &TargetState, add: &mut Add<'_>) {
                 Severity::Warning,
                 "Start a triggerer (or give it capacity); deferred tasks resume only through one.",
             ),
+            "dag_paused" => (
+                Severity::Info,
+                "The DAG is paused; unpause it if its tasks should run.",
+            ),
+            "dag_run_not_running" => (
+                Severity::Info,
+                "Their DAG run is not running: they start with the run, or a finished run left them behind (clear or mark them).",
+            ),
+            "backfill_job" => (
+                Severity::Warning,
+                "A 2.x backfill run: its `airflow dags backfill` process queues the tasks; check that it still runs.",
+            ),
+            "scheduler_capacity" => (
+                Severity::Info,
+                "Nothing in the DB holds them: the executor's [core] parallelism or the scheduler's throughput does.",
+            ),
             _ => (
                 Severity::Warning,
-                "Raise the limit named by the reason (docs/waiting.md) or spread the schedule.",
+                "Raise the limit the reason names (docs/waiting.md) or spread the schedule.",
             ),
         };
         add(

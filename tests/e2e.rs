@@ -377,6 +377,13 @@ fn the_waiting_threshold_reaches_the_daemon() {
             waiting,
             "{threshold}"
         );
+        // Nothing waits because nothing does, not because the run failed.
+        assert!(
+            metrics.contains(
+                "windsock_diagnostic_success{environment=\"t\",diagnostic=\"task_waiting\"} 1"
+            ),
+            "{threshold}:\n{metrics}"
+        );
         ws.terminate();
     }
     let _ = std::fs::remove_dir_all(&dir);

@@ -385,9 +385,10 @@ impl Db {
     /// Runs read-only statements one after another in one transaction
     /// that sees one snapshot of the database (PostgreSQL `REPEATABLE
     /// READ`, MySQL `WITH CONSISTENT SNAPSHOT`, SQLite's read transaction),
-    /// with one deadline of `timeout` for all of them: numbers computed from
-    /// several statements then agree with each other, and the transaction
-    /// costs its round trips once.
+    /// with one deadline of `timeout` for all of them (the server bounds each
+    /// statement by it too): numbers computed from several statements then
+    /// agree with each other, and the transaction costs its round trips
+    /// once.
     pub async fn query_snapshot(
         &self,
         sqls: &[&str],
@@ -483,7 +484,13 @@ impl Db {
                         let q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).persistent(false);
                         match collect(bind_all(q, binds).fetch(&mut *conn), decode_pg).await {
                             Ok(rows) => out.push(rows),
-                            Err(e) => return Err(e),
+                            Err(e) => {
+                                // Ends the transaction before the connection
+                                // is dropped, so a pooler keeps its server
+                                // connection; the statement's error wins.
+                                let _ = conn.execute("ROLLBACK").await;
+                                return Err(e);
+                            }
                         }
                     }
                     conn.execute("ROLLBACK").await?;
@@ -498,18 +505,29 @@ impl Db {
                     Err(e) => return Err(self.acquire_error(e).await),
                 };
                 let fut = async {
-                    conn.execute(if opts.snapshot {
-                        "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY"
+                    if opts.snapshot {
+                        // A consistent snapshot needs REPEATABLE READ, which
+                        // a server may not default to; this sets the next
+                        // transaction only.
+                        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                            .await?;
+                        conn.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+                            .await?;
                     } else {
-                        "START TRANSACTION READ ONLY"
-                    })
-                    .await?;
+                        conn.execute("START TRANSACTION READ ONLY").await?;
+                    }
                     let mut out = Vec::with_capacity(sqls.len());
                     for sql in &sqls {
                         let q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
                         match collect(bind_all(q, binds).fetch(&mut *conn), decode_mysql).await {
                             Ok(rows) => out.push(rows),
-                            Err(e) => return Err(e),
+                            Err(e) => {
+                                // Ends the transaction before the connection
+                                // is dropped, so a pooler keeps its server
+                                // connection; the statement's error wins.
+                                let _ = conn.execute("ROLLBACK").await;
+                                return Err(e);
+                            }
                         }
                     }
                     conn.execute("ROLLBACK").await?;
@@ -546,7 +564,13 @@ impl Db {
                         let q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
                         match collect(bind_all(q, binds).fetch(&mut *conn), decode_sqlite).await {
                             Ok(rows) => out.push(rows),
-                            Err(e) => return Err(e),
+                            Err(e) => {
+                                // Ends the transaction before the connection
+                                // is dropped, so a pooler keeps its server
+                                // connection; the statement's error wins.
+                                let _ = conn.execute("ROLLBACK").await;
+                                return Err(e);
+                            }
                         }
                     }
                     conn.execute("ROLLBACK").await?;

@@ -17,7 +17,8 @@
 //!
 //! Source: `deadline` (`deadline_callback_state_time_idx` on 3.1,
 //! `deadline_missed_deadline_time_idx` on 3.2+) joined to `dag_run` by
-//! primary key (a lookup per row). Cost: the pending rows and the window's misses.
+//! primary key (a lookup per row). Cost: two index ranges, the rows not handled
+//! yet and the window's handled ones; never the whole table.
 
 use std::time::Duration;
 
@@ -98,23 +99,36 @@ fn build(schema: &Schema, ctx: &Context) -> Result<String, Skip> {
     // thinks of the two tables' sizes.
     let dag = "(SELECT r.dag_id FROM dag_run r WHERE r.id = dl.dagrun_id)";
     // Per row: its DAG, its time, whether it passed, its callback's state.
+    // Two index ranges: the rows not handled yet, and the window's handled
+    // ones (the index leads with the state or the flag, then the time).
     let rows = match shape(schema) {
-        Shape::CallbackState => format!(
-            "SELECT {dag} AS dag_id, dl.deadline_time, \
-                    CASE WHEN dl.callback_state IS NOT NULL OR dl.deadline_time <= {now} \
-                         THEN 1 ELSE 0 END AS missed, dl.callback_state AS cb \
-             FROM deadline dl \
-             WHERE dl.callback_state IS NULL OR dl.deadline_time > {since}"
-        ),
-        Shape::MissedFlag => format!(
-            "SELECT {dag} AS dag_id, dl.deadline_time, \
-                    CASE WHEN {missed} OR dl.deadline_time <= {now} THEN 1 ELSE 0 END AS missed, \
-                    CASE WHEN c.state IN ('scheduled', 'pending') THEN 'queued' ELSE c.state END AS cb \
-             FROM deadline dl \
-             LEFT JOIN callback c ON c.id = dl.callback_id \
-             WHERE NOT ({missed}) OR dl.deadline_time > {since}",
-            missed = sql::is_true("dl.missed"),
-        ),
+        Shape::CallbackState => {
+            let row = format!(
+                "SELECT {dag} AS dag_id, dl.deadline_time, \
+                        CASE WHEN dl.callback_state IS NOT NULL OR dl.deadline_time <= {now} \
+                             THEN 1 ELSE 0 END AS missed, dl.callback_state AS cb \
+                 FROM deadline dl"
+            );
+            format!(
+                "{row} WHERE dl.callback_state IS NULL UNION ALL \
+                 {row} WHERE dl.callback_state IN ('queued', 'running', 'success', 'failed') \
+                   AND dl.deadline_time > {since}"
+            )
+        }
+        Shape::MissedFlag => {
+            let missed = sql::is_true("dl.missed");
+            let row = format!(
+                "SELECT {dag} AS dag_id, dl.deadline_time, \
+                        CASE WHEN {missed} OR dl.deadline_time <= {now} THEN 1 ELSE 0 END AS missed, \
+                        (SELECT CASE WHEN c.state IN ('scheduled', 'pending') THEN 'queued' \
+                                ELSE c.state END FROM callback c WHERE c.id = dl.callback_id) AS cb \
+                 FROM deadline dl"
+            );
+            format!(
+                "{row} WHERE dl.missed = false UNION ALL \
+                 {row} WHERE dl.missed = true AND dl.deadline_time > {since}"
+            )
+        }
     };
     let count = |cb: &str| {
         let when = if cb == "none" {

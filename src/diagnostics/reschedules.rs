@@ -11,7 +11,8 @@
 //! only the rows above it, grouped per task. Cost: the new rows since the
 //! last run (primary-key range), plus on 3.x one primary-key lookup of
 //! `task_instance` per new row. A row committed after a later one (ids are
-//! taken at insert) can be missed.
+//! taken at insert) can be missed. When the ids go back below the mark
+//! (rows deleted, a restore), counting starts again from the newest row.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -131,45 +132,57 @@ impl Diagnostic for Reschedules {
 
     async fn run(&self, db: &Db, schema: &Schema, timeout: Duration) -> Result<Output, DiagError> {
         let seen = self.lock().seen;
-        let Some(seen) = seen else {
-            // First run: start counting from the newest row.
-            let rows = db.query(&newest_sql(), timeout).await?;
-            let newest = if rows.rows.is_empty() {
-                None
-            } else {
-                int(&rows, 0, "newest")?
-            };
-            let mut st = self.lock();
-            st.seen = Some(newest.unwrap_or(0));
-            return Ok(Output {
-                families: self.families(&st),
-                rows: rows.rows.len(),
-            });
-        };
-        let rows = db.query(&new_rows_sql(schema, seen), timeout).await?;
-        let mut st = self.lock();
-        if st.seen != Some(seen) {
-            // Reset while the query ran: start over next run.
-            return Ok(Output {
-                families: self.families(&st),
-                rows: 0,
-            });
+        let mut sqls = vec![newest_sql()];
+        if let Some(s) = seen {
+            sqls.push(new_rows_sql(schema, s));
         }
-        let (dag, task) = (rows.column("dag_id"), rows.column("task_id"));
-        for i in 0..rows.rows.len() {
-            let (Some(dag), Some(task)) = (dag, task) else {
-                return Err(DiagError::Mapping("dag_id/task_id columns missing".into()));
-            };
-            let n = int(&rows, i, "n")?.unwrap_or(0).max(0) as u64;
-            let key = (rows.rows[i][dag].as_label(), rows.rows[i][task].as_label());
-            *st.counts.entry(key).or_default() += n;
-            if let Some(newest) = int(&rows, i, "newest")? {
-                st.seen = st.seen.max(Some(newest));
+        let refs: Vec<&str> = sqls.iter().map(String::as_str).collect();
+        let out = db.query_snapshot(&refs, timeout).await?;
+        let newest = match out[0].rows.is_empty() {
+            true => 0,
+            false => int(&out[0], 0, "newest")?.unwrap_or(0),
+        };
+        let mut st = self.lock();
+        let rows = out.iter().map(|r| r.rows.len()).sum();
+        match seen {
+            // Reset while the queries ran: start over next run.
+            _ if st.seen != seen => {}
+            // First run: count from the newest row on.
+            None => st.seen = Some(newest),
+            // Ids went back (rows deleted, a restore): nothing above the old
+            // mark can be told apart, so count from the newest row again.
+            Some(s) if newest < s => {
+                tracing::info!(
+                    newest,
+                    seen = s,
+                    "task_reschedule ids went back; counting from the newest row."
+                );
+                st.seen = Some(newest);
             }
+            Some(_) => count_new(&mut st, &out[1])?,
         }
         Ok(Output {
             families: self.families(&st),
-            rows: rows.rows.len(),
+            rows,
         })
     }
+}
+
+/// Adds the per-task counts of `rows` and moves the mark past them.
+fn count_new(st: &mut State, rows: &crate::db::Rows) -> Result<(), DiagError> {
+    if rows.rows.is_empty() {
+        return Ok(());
+    }
+    let (Some(dag), Some(task)) = (rows.column("dag_id"), rows.column("task_id")) else {
+        return Err(DiagError::Mapping("dag_id/task_id columns missing".into()));
+    };
+    for i in 0..rows.rows.len() {
+        let n = int(rows, i, "n")?.unwrap_or(0).max(0) as u64;
+        let key = (rows.rows[i][dag].as_label(), rows.rows[i][task].as_label());
+        *st.counts.entry(key).or_default() += n;
+        if let Some(newest) = int(rows, i, "newest")? {
+            st.seen = st.seen.max(Some(newest));
+        }
+    }
+    Ok(())
 }

@@ -115,6 +115,7 @@ fn waiting_sql(schema: &Schema, ctx: &Context) -> String {
         "SELECT w.dag_id AS dag_id, w.run_id AS run_id, w.task_id AS task_id, w.state AS state, \
                 w.pool AS pool, w.pool_slots AS pool_slots, w.n AS n, w.since AS since, \
                 CASE WHEN dr.state = 'running' THEN 1 ELSE 0 END AS run_running, \
+                CASE WHEN dr.run_type = 'backfill' THEN 1 ELSE 0 END AS backfill, \
                 CASE WHEN {paused} THEN 1 ELSE 0 END AS paused, \
                 dg.max_active_tasks AS max_active_tasks, \
                 CASE WHEN {limits} THEN 1 ELSE 0 END AS task_limits, \
@@ -225,6 +226,7 @@ fn parse_waiting(rows: &Rows) -> Result<Vec<WaitingTis>, DiagError> {
         c("state")?,
         c("pool")?,
     );
+    let backfill = c("backfill")?;
     let (slots, n, since, running) = (c("pool_slots")?, c("n")?, c("since")?, c("run_running")?);
     let (paused, mat, limits, live) = (
         c("paused")?,
@@ -249,6 +251,7 @@ fn parse_waiting(rows: &Rows) -> Result<Vec<WaitingTis>, DiagError> {
             count: count(&r[n]),
             since: num(&r[since]).unwrap_or(f64::NAN),
             run_running: flag(&r[running]),
+            backfill: flag(&r[backfill]),
             dag_paused: flag(&r[paused]),
             max_active_tasks: num(&r[mat]).map(|v| v.max(0.0) as u64),
             task_limits: flag(&r[limits]),
@@ -325,6 +328,17 @@ fn parse_runs(rows: &Rows) -> Result<Vec<QueuedRuns>, DiagError> {
         .collect())
 }
 
+/// The task limits in a payload query's result (none without a row).
+fn payload_limits(p: &Rows) -> Result<HashMap<String, TaskLimits>, String> {
+    let Some(r) = p.rows.first() else {
+        return Ok(HashMap::new());
+    };
+    let at = |n: &str| p.column(n).ok_or_else(|| format!("column {n} missing"));
+    let json = payload_json(&r[at("data")?], &r[at("data_compressed")?])?;
+    let v = serde_json::from_str(&json).map_err(|e| e.to_string())?;
+    Ok(rules::task_limits(&v))
+}
+
 /// Counts and the oldest item per reason.
 struct Tally<K: Ord> {
     counts: BTreeMap<K, u64>,
@@ -345,7 +359,9 @@ impl<K: Ord> Tally<K> {
             .oldest
             .entry(reason)
             .or_insert((f64::INFINITY, Vec::new()));
-        if since < e.0 {
+        // Ties (tasks scheduled in one scheduler loop) go to the first name,
+        // so the labels do not change with the order rows come back in.
+        if since < e.0 || (since == e.0 && who < e.1) {
             *e = (since, who);
         }
     }
@@ -400,23 +416,22 @@ impl TaskWaiting {
             }
         }
         for (row_id, dag, hash) in stale {
-            let one = [row_id];
-            let p = db
-                .query_bind(
-                    &payload_sql(schema, 1, &|i| db.placeholder(i)),
-                    &one,
-                    timeout,
-                )
-                .await?;
-            let parsed = match p.rows.first() {
-                Some(r) => {
-                    let json = payload_json(&r[col(&p, "data")?], &r[col(&p, "data_compressed")?])
-                        .map_err(DiagError::Mapping)?;
-                    let v = serde_json::from_str(&json)
-                        .map_err(|e| DiagError::Mapping(e.to_string()))?;
-                    rules::task_limits(&v)
+            let sql = payload_sql(schema, 1, &|i| db.placeholder(i));
+            // A DAG whose payload cannot be read counts as having no task
+            // limits: one bad DAG must not blank every waiting series.
+            let parsed = match db.query_bind(&sql, &[row_id], timeout).await {
+                Ok(p) => match payload_limits(&p) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::warn!(dag_id = %dag, error = %e, "Serialized DAG unreadable; its task limits are not checked.");
+                        HashMap::new()
+                    }
+                },
+                Err(e) => {
+                    // Not cached: read again next run.
+                    tracing::warn!(dag_id = %dag, error = %e, "Serialized DAG not read; its task limits are not checked this run.");
+                    continue;
                 }
-                None => HashMap::new(),
             };
             let mut cache = self.limits.lock().unwrap_or_else(|p| p.into_inner());
             cache.insert(dag, (hash, parsed));
@@ -515,6 +530,7 @@ impl Diagnostic for TaskWaiting {
         let scene = Scene {
             scheduler_alive,
             max_active_tasks_per_run: schema.major >= 3,
+            backfill_by_job: schema.major < 3,
             occupancy: &occupancy,
             limits: &limits,
         };

@@ -9,6 +9,9 @@ use std::collections::HashMap;
 pub(super) enum Reason {
     /// No scheduler is alive (`[scheduler] scheduler_health_check_threshold`).
     NoScheduler,
+    /// A 2.x backfill run: the `airflow dags backfill` process queues its
+    /// tasks, not the scheduler.
+    BackfillJob,
     /// The DAG is paused: the scheduler's queries skip it.
     DagPaused,
     /// The task's DAG run is not running (queued or finished).
@@ -44,6 +47,7 @@ impl Reason {
     pub(super) fn as_str(self) -> &'static str {
         match self {
             Reason::NoScheduler => "no_scheduler",
+            Reason::BackfillJob => "backfill_job",
             Reason::DagPaused => "dag_paused",
             Reason::DagRunNotRunning => "dag_run_not_running",
             Reason::PoolMissing => "pool_missing",
@@ -82,6 +86,8 @@ pub(super) struct WaitingTis {
     /// UNIX time since which the oldest of them waits.
     pub(super) since: f64,
     pub(super) run_running: bool,
+    /// Its DAG run is a backfill run (`run_type = 'backfill'`).
+    pub(super) backfill: bool,
     pub(super) dag_paused: bool,
     pub(super) max_active_tasks: Option<u64>,
     /// `dag.has_task_concurrency_limits` (true where the column is missing).
@@ -126,6 +132,8 @@ pub(super) struct Scene<'a> {
     pub(super) scheduler_alive: bool,
     /// Airflow 3 counts `max_active_tasks` per DAG run, 2.x per DAG.
     pub(super) max_active_tasks_per_run: bool,
+    /// Airflow 2 leaves backfill runs to the backfill job; 3 schedules them.
+    pub(super) backfill_by_job: bool,
     pub(super) occupancy: &'a Occupancy,
     /// Task limits by (dag_id, task_id), for DAGs with task limits.
     pub(super) limits: &'a HashMap<(String, String), TaskLimits>,
@@ -149,6 +157,10 @@ pub(super) fn task_reason(ti: &WaitingTis, scene: &Scene<'_>) -> Reason {
 /// concurrency, in that order.
 fn scheduled_reason(ti: &WaitingTis, scene: &Scene<'_>) -> Reason {
     let occ = scene.occupancy;
+    // Base query (2.x): DagRun.run_type != BACKFILL_JOB.
+    if scene.backfill_by_job && ti.backfill {
+        return Reason::BackfillJob;
+    }
     if !scene.scheduler_alive {
         return Reason::NoScheduler;
     }
@@ -159,14 +171,19 @@ fn scheduled_reason(ti: &WaitingTis, scene: &Scene<'_>) -> Reason {
     if !ti.run_running {
         return Reason::DagRunNotRunning;
     }
-    // Pools (`Pool.slots_stats`): missing, too small, starved.
+    // Pools (`Pool.slots_stats`), in Airflow's order: missing, no open slot
+    // (the pool is starved before its tasks are looked at), needing more
+    // slots than the pool has, more than are open.
     let Some(&(total, open)) = occ.pools.get(&ti.pool) else {
         return Reason::PoolMissing;
     };
+    if open <= 0.0 {
+        return Reason::PoolFull;
+    }
     if ti.pool_slots > total {
         return Reason::PoolTooSmall;
     }
-    if open <= 0.0 || ti.pool_slots > open {
+    if ti.pool_slots > open {
         return Reason::PoolFull;
     }
     // DAG concurrency: per DAG on 2.x, per DAG run on 3.x.
@@ -258,6 +275,7 @@ mod tests {
             count: 1,
             since: 0.0,
             run_running: true,
+            backfill: false,
             dag_paused: false,
             max_active_tasks: Some(2),
             task_limits: true,
@@ -278,6 +296,7 @@ mod tests {
         let scene = Scene {
             scheduler_alive: true,
             max_active_tasks_per_run: per_run,
+            backfill_by_job: !per_run,
             occupancy: occ,
             limits: &limits,
         };
@@ -310,6 +329,20 @@ mod tests {
         assert_eq!(
             reason_with(&big, &pool(4.0), false, &[]),
             Reason::PoolTooSmall
+        );
+        // A starved pool is skipped before its tasks' sizes are looked at.
+        assert_eq!(reason_with(&big, &pool(0.0), false, &[]), Reason::PoolFull);
+        let backfill = WaitingTis {
+            backfill: true,
+            ..s.clone()
+        };
+        assert_eq!(
+            reason_with(&backfill, &pool(1.0), false, &[]),
+            Reason::BackfillJob
+        );
+        assert_eq!(
+            reason_with(&backfill, &pool(1.0), true, &[]),
+            Reason::SchedulerCapacity
         );
         let paused = WaitingTis {
             dag_paused: true,
@@ -393,6 +426,7 @@ mod tests {
         let scene = Scene {
             scheduler_alive: false,
             max_active_tasks_per_run: true,
+            backfill_by_job: false,
             occupancy: &occ,
             limits: &HashMap::new(),
         };
