@@ -228,6 +228,29 @@ impl fmt::Debug for Db {
 /// gives up on a statement itself and drops the connection.
 const CLIENT_SLACK: Duration = Duration::from_secs(2);
 
+/// Runs `sqls` one after another on `conn` (inside the transaction the
+/// caller began), each built by `$query` from its text `$sql`, then ends
+/// the transaction with ROLLBACK, also after a failed statement (so a
+/// pooler keeps its server connection; the statement's error wins). One
+/// body for the three dialects, whose query types differ.
+macro_rules! statements_then_rollback {
+    ($conn:ident, $sqls:ident, $binds:ident, $decode:ident, |$sql:ident| $query:expr) => {{
+        let mut out = Vec::with_capacity($sqls.len());
+        for $sql in &$sqls {
+            let q = $query;
+            match collect(bind_all(q, $binds).fetch(&mut *$conn), $decode).await {
+                Ok(rows) => out.push(rows),
+                Err(e) => {
+                    let _ = $conn.execute("ROLLBACK").await;
+                    return Err(e);
+                }
+            }
+        }
+        $conn.execute("ROLLBACK").await?;
+        Ok(out)
+    }};
+}
+
 impl Db {
     /// Creates the pool. No connection is made until the first query, so a
     /// DB that is down does not fail this call.
@@ -477,24 +500,11 @@ impl Db {
                     sqlx::raw_sql(sqlx::AssertSqlSafe(begin))
                         .execute(&mut *conn)
                         .await?;
-                    let mut out = Vec::with_capacity(sqls.len());
-                    for sql in &sqls {
-                        // Unnamed: a statement prepared by name would outlive
-                        // the transaction on a pooled server connection.
-                        let q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).persistent(false);
-                        match collect(bind_all(q, binds).fetch(&mut *conn), decode_pg).await {
-                            Ok(rows) => out.push(rows),
-                            Err(e) => {
-                                // Ends the transaction before the connection
-                                // is dropped, so a pooler keeps its server
-                                // connection; the statement's error wins.
-                                let _ = conn.execute("ROLLBACK").await;
-                                return Err(e);
-                            }
-                        }
-                    }
-                    conn.execute("ROLLBACK").await?;
-                    Ok(out)
+                    // Unnamed: a statement prepared by name would outlive the
+                    // transaction on a pooled server connection.
+                    statements_then_rollback!(conn, sqls, binds, decode_pg, |sql| {
+                        sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).persistent(false)
+                    })
                 };
                 let res = tokio::time::timeout(deadline + CLIENT_SLACK, fut).await;
                 finish(res, deadline, conn, close).await
@@ -516,22 +526,9 @@ impl Db {
                     } else {
                         conn.execute("START TRANSACTION READ ONLY").await?;
                     }
-                    let mut out = Vec::with_capacity(sqls.len());
-                    for sql in &sqls {
-                        let q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
-                        match collect(bind_all(q, binds).fetch(&mut *conn), decode_mysql).await {
-                            Ok(rows) => out.push(rows),
-                            Err(e) => {
-                                // Ends the transaction before the connection
-                                // is dropped, so a pooler keeps its server
-                                // connection; the statement's error wins.
-                                let _ = conn.execute("ROLLBACK").await;
-                                return Err(e);
-                            }
-                        }
-                    }
-                    conn.execute("ROLLBACK").await?;
-                    Ok(out)
+                    statements_then_rollback!(conn, sqls, binds, decode_mysql, |sql| {
+                        sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                    })
                 };
                 let res = tokio::time::timeout(deadline + CLIENT_SLACK, fut).await;
                 finish(res, deadline, conn, close).await
@@ -559,22 +556,9 @@ impl Db {
                 let fut = async {
                     // A read transaction keeps the snapshot of its first read.
                     conn.execute("BEGIN").await?;
-                    let mut out = Vec::with_capacity(sqls.len());
-                    for sql in &sqls {
-                        let q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
-                        match collect(bind_all(q, binds).fetch(&mut *conn), decode_sqlite).await {
-                            Ok(rows) => out.push(rows),
-                            Err(e) => {
-                                // Ends the transaction before the connection
-                                // is dropped, so a pooler keeps its server
-                                // connection; the statement's error wins.
-                                let _ = conn.execute("ROLLBACK").await;
-                                return Err(e);
-                            }
-                        }
-                    }
-                    conn.execute("ROLLBACK").await?;
-                    Ok(out)
+                    statements_then_rollback!(conn, sqls, binds, decode_sqlite, |sql| {
+                        sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                    })
                 };
                 let res = tokio::time::timeout(deadline + CLIENT_SLACK, fut).await;
                 if let Ok(mut handle) = conn.lock_handle().await {
