@@ -26,19 +26,23 @@ fuzz_target!(|data: &[u8]| {
     {
         return;
     }
+    let show = |raw: &str| match DbUrl::parse(raw) {
+        Ok(url) => url.to_string(),
+        Err(e) => e.to_string(),
+    };
     for scheme in ["postgresql+psycopg2", "mysql+mysqldb", "postgres"] {
-        if format!("{scheme}://user:").contains(pw) {
-            continue;
-        }
         let raw = format!("{scheme}://user:{pw}@{rest}");
-        let shown = match DbUrl::parse(&raw) {
-            Ok(url) => url.to_string(),
-            Err(e) => e.to_string(),
-        };
-        assert!(!shown.contains(pw), "{raw:?} shows as {shown:?}");
+        // The same URL with a stand-in password: whatever it shows (the
+        // scheme, an error's quotes and words, the mask) is there by
+        // chance, not from the password.
+        let control = format!("{scheme}://user:0@{rest}");
+        let shown = show(&raw);
+        if !show(&control).contains(pw) {
+            assert!(!shown.contains(pw), "{raw:?} shows as {shown:?}");
+        }
         // In free text a URL ends at whitespace: only passwords without it
         // can be found there.
-        if !pw.contains(char::is_whitespace) {
+        if !pw.contains(char::is_whitespace) && !redact(&control).contains(pw) {
             let redacted = redact(&raw);
             assert!(!redacted.contains(pw), "{raw:?} redacts to {redacted:?}");
         }
