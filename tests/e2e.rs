@@ -341,6 +341,69 @@ url = "{}"
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `[cardinality] max_series` through the daemon: families go whole,
+/// per-task ones first, each named in `windsock_series_dropped{family}`;
+/// the essential ones stay.
+#[test]
+fn the_series_cap_drops_whole_families() {
+    let db = block_on(common::TestDb::with_data(
+        windsock::db::Dialect::Sqlite,
+        "3.1.8",
+    ));
+    let dir = std::env::temp_dir().join(format!("windsock-e2e-cap-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("windsock.toml");
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[collection]\nstartup_jitter = \"0s\"\n\
+         [diagnostics]\nwindow = \"3650d\"\n[cardinality]\nmax_series = 60\n\
+         [[targets]]\nenvironment = \"t\"\nurl = \"{}\"\n",
+        db.url
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let ws = Windsock::start(&["run", "-c", cfg.to_str().unwrap()], &[]);
+    wait_ready(ws.addr);
+    let (_, _, metrics) = http_get(ws.addr, "/metrics", None);
+    let value = |line: &str| line.rsplit(' ').next().unwrap().parse::<f64>().unwrap();
+    let series = metrics
+        .lines()
+        .find(|l| l.starts_with("windsock_series "))
+        .unwrap();
+    assert!(value(series) <= 60.0, "{series}");
+    let dropped: Vec<(String, f64)> = metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("windsock_series_dropped{family=\""))
+        .map(|l| (l.split('"').next().unwrap().to_owned(), value(l)))
+        .collect();
+    assert!(!dropped.is_empty(), "{metrics}");
+    for (family, n) in &dropped {
+        assert!(*n > 0.0, "{family}");
+        // Whole: not one series of it is left.
+        let of_it = |l: &&str| {
+            l.strip_prefix(family.as_str()).is_some_and(|rest| {
+                ["{", "_total{", "_info{"]
+                    .iter()
+                    .any(|s| rest.starts_with(s))
+            })
+        };
+        assert!(
+            !metrics.lines().any(|l| of_it(&l)),
+            "{family} in part:\n{metrics}"
+        );
+    }
+    let names: Vec<&str> = dropped.iter().map(|(f, _)| f.as_str()).collect();
+    assert!(
+        names.contains(&"airflow_task_duration_window_seconds"),
+        "{names:?}"
+    );
+    assert!(metrics.contains("\nairflow_components_alive{"), "{metrics}");
+    let log = ws.terminate().1;
+    assert!(
+        log.contains("max_series reached") && log.contains("airflow_task_duration_window_seconds"),
+        "{log}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// `[thresholds] task_waiting` through the daemon: on the 3.1 fixture the
 /// starved tasks wait (their scheduler was killed) under a 1 s threshold,
 /// and nothing waits under ten years.

@@ -120,8 +120,9 @@ pub struct CardinalitySettings {
     /// series that become identical are merged (summed, or the maximum for
     /// ages and timestamps).
     pub drop_labels: BTreeMap<String, Vec<String>>,
-    /// Most series in one scrape over all families. What does not fit is
-    /// dropped and counted in `windsock_series_dropped`.
+    /// Most series in one scrape over all families. Families that do not
+    /// fit are left out whole (per-task ones first, then per-DAG ones),
+    /// named in `windsock_series_dropped{family}` and logged.
     pub max_series: usize,
 }
 

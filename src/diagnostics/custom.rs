@@ -102,6 +102,7 @@ pub fn build(q: &QuerySettings) -> Result<SqlDiagnostic, String> {
             }
         }
         specs.push(MetricSpec {
+            keep: None,
             name: Cow::Owned(m.name.clone()),
             help: Cow::Owned(if m.help.is_empty() {
                 format!("User-defined query {}", q.name)

@@ -123,6 +123,22 @@ pub struct MetricSpec {
     pub seconds_since: bool,
     /// How series merge when cardinality limits drop a label.
     pub aggregate: Aggregate,
+    /// Which families `[cardinality] max_series` drops first (`None`: by
+    /// the labels, [`MetricSpec::priority`]).
+    pub keep: Option<Priority>,
+}
+
+/// How much a family matters when `[cardinality] max_series` must drop
+/// some: the global cap drops whole families, the lowest priority first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Priority {
+    /// One series per environment or per small fixed set (components,
+    /// pools, totals): kept longest.
+    Essential,
+    /// Per DAG (or per host, per pool).
+    PerDag,
+    /// Per task (a `task_id` label): dropped first.
+    PerTask,
 }
 
 /// How values merge when a label is dropped.
@@ -150,6 +166,7 @@ impl MetricSpec {
             static_labels: Vec::new(),
             seconds_since: false,
             aggregate: Aggregate::Sum,
+            keep: None,
         }
     }
 
@@ -188,6 +205,19 @@ impl MetricSpec {
     pub fn seconds_since(mut self) -> Self {
         self.seconds_since = true;
         self
+    }
+
+    /// Its priority under the global series cap: as declared, else by its
+    /// labels (`task_id`: per task; `dag_id`: per DAG; neither: essential).
+    pub fn priority(&self) -> Priority {
+        let has = |l: &str| self.key_labels.iter().any(|k| k == l);
+        self.keep.unwrap_or(if has("task_id") {
+            Priority::PerTask
+        } else if has("dag_id") {
+            Priority::PerDag
+        } else {
+            Priority::Essential
+        })
     }
 
     /// Names of the labels of this family, in order (environment excluded).

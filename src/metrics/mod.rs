@@ -80,6 +80,9 @@ pub struct Store {
     /// Counters and gauges of windsock's own activities (admin API,
     /// interception, export), by metric name then label set.
     events: RwLock<EventMap>,
+    /// The families the series cap left out of the latest encoding (logged
+    /// when the set changes).
+    dropped: std::sync::Mutex<Vec<String>>,
 }
 
 type EventMap = BTreeMap<&'static str, BTreeMap<Vec<(&'static str, String)>, f64>>;
@@ -97,7 +100,29 @@ impl Store {
             generation: AtomicU64::new(0),
             max_series: AtomicUsize::new(0),
             events: RwLock::default(),
+            dropped: std::sync::Mutex::default(),
         }
+    }
+
+    /// Logs the families the series cap leaves out, when they change.
+    fn note_dropped(&self, dropped: &BTreeMap<&str, usize>) {
+        let names: Vec<String> = dropped.keys().map(|n| (*n).to_owned()).collect();
+        let mut last = self.dropped.lock().unwrap_or_else(|p| p.into_inner());
+        if *last == names {
+            return;
+        }
+        if names.is_empty() {
+            tracing::info!("All metric families fit under [cardinality] max_series again.");
+        } else {
+            let series: usize = dropped.values().sum();
+            tracing::warn!(
+                families = %names.join(", "),
+                series,
+                max_series = self.max_series.load(Ordering::Relaxed),
+                "[cardinality] max_series reached: these whole metric families are left out (per-task families first); raise max_series or narrow include_dags / drop_labels."
+            );
+        }
+        *last = names;
     }
 
     /// Caps the diagnostic series of one scrape; the overflow is counted in
@@ -375,9 +400,9 @@ pub const SELF_METRICS: &[SelfMetric] = &[
     },
     SelfMetric {
         name: "windsock_series_dropped",
-        help: "Diagnostic series left out of this scrape by cardinality.max_series",
+        help: "Series of a metric family that cardinality.max_series left out of this scrape: always the whole family, per-task families first, then per-DAG ones",
         kind: MetricKind::Gauge,
-        labels: &[],
+        labels: &["family"],
     },
     SelfMetric {
         name: "windsock_config_last_reload_successful",
@@ -491,6 +516,34 @@ struct StoreCollector {
     store: Arc<Store>,
 }
 
+/// The families `[cardinality] max_series` leaves out, with their series:
+/// whole families, never part of one. Families are taken by priority
+/// (essential, per DAG, per task), then name, while they fit under `cap`;
+/// one that does not fit is left out whole, and smaller ones after it may
+/// still fit.
+fn families_over_cap<'a>(
+    by_name: &BTreeMap<&'a str, Vec<(&str, &Family)>>,
+    cap: usize,
+) -> BTreeMap<&'a str, usize> {
+    let mut order: Vec<(crate::diagnostics::Priority, &'a str, usize)> = by_name
+        .iter()
+        .map(|(name, fams)| {
+            let size = fams.iter().map(|(_, f)| f.samples.len()).sum();
+            (fams[0].1.spec.priority(), *name, size)
+        })
+        .collect();
+    order.sort();
+    let (mut kept, mut dropped) = (0usize, BTreeMap::new());
+    for (_, name, size) in order {
+        if kept.saturating_add(size) <= cap {
+            kept += size;
+        } else {
+            dropped.insert(name, size);
+        }
+    }
+    dropped
+}
+
 type Labels<'a> = Vec<(&'a str, &'a str)>;
 
 impl Collector for StoreCollector {
@@ -511,21 +564,18 @@ impl Collector for StoreCollector {
             0 => usize::MAX,
             max => max,
         };
-        let (mut exported, mut dropped) = (0usize, 0usize);
+        let dropped = families_over_cap(&by_name, cap);
+        self.store.note_dropped(&dropped);
+        let mut exported = 0usize;
         for (name, fams) in &by_name {
             let spec = &fams[0].1.spec;
-            if exported >= cap {
-                dropped += fams.iter().map(|(_, f)| f.samples.len()).sum::<usize>();
+            if dropped.contains_key(name) {
                 continue;
             }
             let mut m =
                 encoder.encode_descriptor(name, &spec.help, None, metric_type(spec.kind))?;
             for (env, fam) in fams {
                 for (values, value) in &fam.samples {
-                    if exported >= cap {
-                        dropped += 1;
-                        continue;
-                    }
                     exported += 1;
                     let mut labels: Labels<'_> = Vec::with_capacity(values.len() + 1);
                     labels.push(("environment", env));
@@ -622,7 +672,10 @@ impl Collector for StoreCollector {
             ("windsock_series", vec![(Vec::new(), exported as f64)]),
             (
                 "windsock_series_dropped",
-                vec![(Vec::new(), dropped as f64)],
+                dropped
+                    .iter()
+                    .map(|(f, n)| (vec![("family", *f)], *n as f64))
+                    .collect(),
             ),
         ]);
         for (name, v) in process::samples() {
@@ -926,13 +979,56 @@ mod tests {
             0.1,
         );
         let text = Exposition::new(store).classic();
-        assert!(text.contains("windsock_series 3.0\n"), "{text}");
-        assert!(text.contains("windsock_series_dropped 2.0\n"), "{text}");
-        assert_eq!(
-            text.lines().filter(|l| l.starts_with("airflow_")).count(),
-            3,
+        // airflow_b does not fit beside airflow_a: it goes whole, not in part.
+        assert!(text.contains("windsock_series 2.0\n"), "{text}");
+        assert!(
+            text.contains("windsock_series_dropped{family=\"airflow_b\"} 3.0\n"),
             "{text}"
         );
+        assert_eq!(
+            text.lines().filter(|l| l.starts_with("airflow_")).count(),
+            2,
+            "{text}"
+        );
+        assert!(!text.contains("airflow_b{"), "{text}");
+    }
+
+    #[test]
+    fn series_cap_drops_per_task_families_first() {
+        let spec = |name: &'static str, labels: &[&'static str]| {
+            Arc::new(MetricSpec::gauge(name, "help text", "v").labels(labels))
+        };
+        let fam = |spec: Arc<MetricSpec>, n: usize| Family {
+            label_names: spec.label_names().into(),
+            samples: (0..n)
+                .map(|i| (vec![i.to_string(); spec.key_labels.len()], 1.0))
+                .collect(),
+            spec,
+        };
+        let store = Arc::new(Store::new(["prod"]).with_max_series(4));
+        store.publish(
+            "prod",
+            "d",
+            vec![
+                // Named to sort first, but per task: left out first.
+                fam(spec("airflow_a_task", &["dag_id", "task_id"]), 2),
+                fam(spec("airflow_b_dag", &["dag_id"]), 3),
+                fam(spec("airflow_c_total", &[]), 1),
+            ],
+            6,
+            0.1,
+        );
+        let text = Exposition::new(store).classic();
+        assert!(
+            text.contains("airflow_b_dag{") && text.contains("airflow_c_total{"),
+            "{text}"
+        );
+        assert!(!text.contains("airflow_a_task{"), "{text}");
+        assert!(
+            text.contains("windsock_series_dropped{family=\"airflow_a_task\"} 2.0\n"),
+            "{text}"
+        );
+        assert!(text.contains("windsock_series 4.0\n"), "{text}");
     }
 
     #[tokio::test]
