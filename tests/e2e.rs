@@ -272,44 +272,51 @@ fn check_passes_on_every_data_fixture() {
     }
 }
 
+/// Serves the 3.1 SQLite data fixture through the daemon with `sections`
+/// (TOML after `[server]` and `[collection]`); returns the daemon and its
+/// /metrics once ready. `db` and `dir` must outlive the daemon.
+fn serve_fixture(db: &common::TestDb, dir: &std::path::Path, sections: &str) -> (Windsock, String) {
+    std::fs::create_dir_all(dir).unwrap();
+    let cfg = dir.join("windsock.toml");
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[collection]\nstartup_jitter = \"0s\"\n{sections}\n\
+         [[targets]]\nenvironment = \"t\"\nurl = \"{}\"\n",
+        db.url
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let ws = Windsock::start(&["run", "-c", cfg.to_str().unwrap()], &[]);
+    wait_ready(ws.addr);
+    let (_, _, metrics) = http_get(ws.addr, "/metrics", None);
+    (ws, metrics)
+}
+
+fn data_fixture_31() -> common::TestDb {
+    block_on(common::TestDb::with_data(
+        windsock::db::Dialect::Sqlite,
+        "3.1.8",
+    ))
+}
+
 /// `[cardinality]` through the daemon's /metrics: DAG include and exclude
 /// globs, dropped labels (series merged), and the per-family cap keeping
 /// the largest values.
 #[test]
 fn cardinality_settings_shape_what_the_daemon_serves() {
-    let db = block_on(common::TestDb::with_data(
-        windsock::db::Dialect::Sqlite,
-        "3.1.8",
-    ));
+    let db = data_fixture_31();
     let dir = std::env::temp_dir().join(format!("windsock-e2e-card-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let cfg = dir.join("windsock.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"
-[server]
-listen = "127.0.0.1:0"
-[collection]
-startup_jitter = "0s"
+    let (ws, text) = serve_fixture(
+        &db,
+        &dir,
+        r#"
 [diagnostics]
 window = "3650d"
 [cardinality]
 include_dags = ["ws_*"]
 exclude_dags = ["ws_fail", "ws_l*"]
 max_series_per_family = 3
-drop_labels = {{ airflow_task_failed_tries_window = ["task_id"] }}
-[[targets]]
-environment = "t"
-url = "{}"
+drop_labels = { airflow_task_failed_tries_window = ["task_id"] }
 "#,
-            db.url
-        ),
-    )
-    .unwrap();
-    let ws = Windsock::start(&["run", "-c", cfg.to_str().unwrap()], &[]);
-    wait_ready(ws.addr);
-    let (_, _, text) = http_get(ws.addr, "/metrics", None);
+    );
     let series = |m: &str| -> Vec<&str> {
         text.lines()
             .filter(|l| l.starts_with(&format!("{m}{{")))
@@ -346,23 +353,13 @@ url = "{}"
 /// the essential ones stay.
 #[test]
 fn the_series_cap_drops_whole_families() {
-    let db = block_on(common::TestDb::with_data(
-        windsock::db::Dialect::Sqlite,
-        "3.1.8",
-    ));
+    let db = data_fixture_31();
     let dir = std::env::temp_dir().join(format!("windsock-e2e-cap-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let cfg = dir.join("windsock.toml");
-    let text = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\n[collection]\nstartup_jitter = \"0s\"\n\
-         [diagnostics]\nwindow = \"3650d\"\n[cardinality]\nmax_series = 60\n\
-         [[targets]]\nenvironment = \"t\"\nurl = \"{}\"\n",
-        db.url
+    let (ws, metrics) = serve_fixture(
+        &db,
+        &dir,
+        "[diagnostics]\nwindow = \"3650d\"\n[cardinality]\nmax_series = 60",
     );
-    std::fs::write(&cfg, text).unwrap();
-    let ws = Windsock::start(&["run", "-c", cfg.to_str().unwrap()], &[]);
-    wait_ready(ws.addr);
-    let (_, _, metrics) = http_get(ws.addr, "/metrics", None);
     let value = |line: &str| line.rsplit(' ').next().unwrap().parse::<f64>().unwrap();
     let series = metrics
         .lines()
@@ -409,24 +406,11 @@ fn the_series_cap_drops_whole_families() {
 /// and nothing waits under ten years.
 #[test]
 fn the_waiting_threshold_reaches_the_daemon() {
-    let db = block_on(common::TestDb::with_data(
-        windsock::db::Dialect::Sqlite,
-        "3.1.8",
-    ));
+    let db = data_fixture_31();
     let dir = std::env::temp_dir().join(format!("windsock-e2e-wait-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
     for (threshold, waiting) in [("1s", true), ("3650d", false)] {
-        let cfg = dir.join("windsock.toml");
-        let text = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n[collection]\nstartup_jitter = \"0s\"\n\
-             [thresholds]\ntask_waiting = \"{threshold}\"\n\
-             [[targets]]\nenvironment = \"t\"\nurl = \"{}\"\n",
-            db.url
-        );
-        std::fs::write(&cfg, text).unwrap();
-        let ws = Windsock::start(&["run", "-c", cfg.to_str().unwrap()], &[]);
-        wait_ready(ws.addr);
-        let (_, _, metrics) = http_get(ws.addr, "/metrics", None);
+        let sections = format!("[thresholds]\ntask_waiting = \"{threshold}\"");
+        let (ws, metrics) = serve_fixture(&db, &dir, &sections);
         let starved = "airflow_waiting_tasks{environment=\"t\",dag_id=\"ws_zombie\",pool=\"ws_starved\",reason=\"no_scheduler\"} 3";
         assert_eq!(
             metrics.contains(starved),

@@ -52,6 +52,12 @@ pub(super) fn slots() -> SqlDiagnostic {
 }
 
 fn build(schema: &Schema, _ctx: &Context) -> Result<String, Skip> {
+    Ok(slots_sql(schema))
+}
+
+/// The pools with their slots by state and `free` (NULL for unlimited
+/// pools), as `Pool.slots_stats` counts them; `task_waiting` reads it too.
+pub(super) fn slots_sql(schema: &Schema) -> String {
     let deferred_counts = if schema.has_column("slot_pool", "include_deferred") {
         "p.include_deferred = true"
     } else {
@@ -63,7 +69,7 @@ fn build(schema: &Schema, _ctx: &Context) -> Result<String, Skip> {
     let used = |state: &str| format!("COALESCE(u.{state}, 0)");
     // One pass over the task instances in the four states (the ti_state
     // index), grouped by pool, then joined to the handful of pools.
-    Ok(format!(
+    format!(
         "SELECT p.pool AS pool, p.slots AS slots, {r} AS running, {q} AS queued, \
                 {s} AS scheduled, {d} AS deferred, \
                 CASE WHEN p.slots < 0 THEN NULL \
@@ -81,5 +87,5 @@ fn build(schema: &Schema, _ctx: &Context) -> Result<String, Skip> {
         sq = sum("queued"),
         ss = sum("scheduled"),
         sd = sum("deferred"),
-    ))
+    )
 }

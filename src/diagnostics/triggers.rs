@@ -25,7 +25,7 @@ use crate::db::Dialect;
 const ASSIGNMENTS: [&str; 3] = ["live", "orphaned", "unassigned"];
 
 /// The `trigger` table, quoted where `TRIGGER` is a keyword.
-fn trigger_table(d: Dialect) -> &'static str {
+pub(super) fn trigger_table(d: Dialect) -> &'static str {
     match d {
         Dialect::MySql => "`trigger`",
         Dialect::Postgres | Dialect::Sqlite => "\"trigger\"",
@@ -33,7 +33,7 @@ fn trigger_table(d: Dialect) -> &'static str {
 }
 
 /// Ids of the live triggerers, as Airflow selects them.
-fn live_triggerers(d: Dialect, ctx: &Context) -> String {
+pub(super) fn live_triggerers(d: Dialect, ctx: &Context) -> String {
     format!(
         "SELECT id FROM job WHERE job_type = 'TriggererJob' AND end_date IS NULL \
          AND latest_heartbeat > {}",

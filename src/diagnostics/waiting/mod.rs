@@ -25,6 +25,7 @@ use super::dag_sizes::{metadata_sql, payload_json, payload_sql};
 use super::{
     Aggregate, Category, Context, DiagError, Diagnostic, Family, Meta, MetricSpec, Output, sql,
 };
+use super::{components, pools, triggers};
 use crate::airflow::Schema;
 use crate::db::{Cell, Db, Dialect, Rows};
 use rules::{Occupancy, QueuedRuns, Reason, Scene, TaskLimits, Waiting, WaitingTis};
@@ -70,12 +71,12 @@ pub(super) fn waiting(ctx: &Arc<Context>) -> TaskWaiting {
     }
 }
 
-/// The live schedulers, by Airflow's health-check rule.
+/// The live schedulers, by Airflow's health-check rule (the one
+/// `component_liveness` counts with).
 fn schedulers_sql(d: Dialect, ctx: &Context) -> String {
     format!(
-        "SELECT COUNT(*) AS alive FROM job WHERE job_type = 'SchedulerJob' AND state = 'running' \
-         AND latest_heartbeat > {}",
-        sql::ago(d, ctx.thresholds.scheduler_alive)
+        "SELECT COUNT(*) AS alive FROM job WHERE job_type = 'SchedulerJob' AND {}",
+        components::alive(d, ctx)
     )
 }
 
@@ -90,14 +91,6 @@ fn since_expr(schema: &Schema) -> String {
         "CASE ti.state WHEN 'scheduled' THEN {scheduled} \
          WHEN 'queued' THEN COALESCE(ti.queued_dttm, ti.updated_at) ELSE ti.updated_at END"
     )
-}
-
-fn trigger_table(d: Dialect) -> &'static str {
-    if d == Dialect::MySql {
-        "`trigger`"
-    } else {
-        "\"trigger\""
-    }
 }
 
 /// The waiting task instances, per (dag, run, task, state, pool).
@@ -124,9 +117,7 @@ fn waiting_sql(schema: &Schema, ctx: &Context) -> String {
                       MAX(ti.pool_slots) AS pool_slots, COUNT(*) AS n, \
                       MIN({since_epoch}) AS since, \
                       MAX(CASE WHEN ti.trigger_id IN (SELECT t.id FROM {trigger} t \
-                            JOIN job j ON j.id = t.triggerer_id \
-                            WHERE j.job_type = 'TriggererJob' AND j.end_date IS NULL \
-                              AND j.latest_heartbeat > {alive}) \
+                            WHERE t.triggerer_id IN ({live})) \
                           THEN 1 ELSE 0 END) AS trigger_live \
                FROM task_instance ti \
                WHERE ti.state IN ('scheduled', 'queued', 'deferred') AND {since} < {ago} \
@@ -135,8 +126,8 @@ fn waiting_sql(schema: &Schema, ctx: &Context) -> String {
          LEFT JOIN dag dg ON dg.dag_id = w.dag_id",
         since_epoch = sql::epoch(d, &since),
         paused = sql::is_true("dg.is_paused"),
-        trigger = trigger_table(d),
-        alive = sql::ago(d, ctx.thresholds.triggerer_alive),
+        trigger = triggers::trigger_table(d),
+        live = triggers::live_triggerers(d, ctx),
         ago = sql::ago(d, ctx.thresholds.task_waiting),
     )
 }
@@ -146,25 +137,6 @@ fn active_sql() -> String {
     "SELECT dag_id, run_id, task_id, COUNT(*) AS n FROM task_instance \
      WHERE state IN ('running', 'queued') GROUP BY dag_id, run_id, task_id"
         .to_owned()
-}
-
-/// Each pool's size and open slots, as `Pool.slots_stats` computes them.
-fn pools_sql(schema: &Schema) -> String {
-    let deferred = if schema.has_column("slot_pool", "include_deferred") {
-        sql::is_true("p.include_deferred")
-    } else {
-        "1 = 0".to_owned()
-    };
-    format!(
-        "SELECT p.pool AS pool, p.slots AS slots, \
-                p.slots - COALESCE(u.used, 0) \
-                  - CASE WHEN {deferred} THEN COALESCE(u.deferred, 0) ELSE 0 END AS open \
-         FROM slot_pool p LEFT JOIN ( \
-           SELECT pool, SUM(CASE WHEN state = 'deferred' THEN 0 ELSE pool_slots END) AS used, \
-                  SUM(CASE WHEN state = 'deferred' THEN pool_slots ELSE 0 END) AS deferred \
-           FROM task_instance WHERE state IN ('running', 'queued', 'deferred') GROUP BY pool \
-         ) u ON u.pool = p.pool"
-    )
 }
 
 /// Queued DAG runs per DAG (backfill runs are the backfill's business: the
@@ -286,7 +258,7 @@ fn parse_occupancy(active: &Rows, pools: &Rows) -> Result<Occupancy, DiagError> 
         let (pool, slots, open) = (
             col(pools, "pool")?,
             col(pools, "slots")?,
-            col(pools, "open")?,
+            col(pools, "free")?,
         );
         for r in &pools.rows {
             let total = num(&r[slots]).unwrap_or(0.0);
@@ -493,7 +465,7 @@ impl Diagnostic for TaskWaiting {
             schedulers_sql(schema.dialect, &self.ctx),
             waiting_sql(schema, &self.ctx),
             active_sql(),
-            pools_sql(schema),
+            pools::slots_sql(schema),
             runs_sql(schema, &self.ctx),
             meta,
             payload,
@@ -507,7 +479,7 @@ impl Diagnostic for TaskWaiting {
             schedulers_sql(schema.dialect, ctx),
             waiting_sql(schema, ctx),
             active_sql(),
-            pools_sql(schema),
+            pools::slots_sql(schema),
             runs_sql(schema, ctx),
         ];
         let refs: Vec<&str> = sqls.iter().map(String::as_str).collect();
